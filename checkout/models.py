@@ -1,0 +1,57 @@
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+
+class Product(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    price = models.PositiveBigIntegerField(help_text="In the currency's minor units (cents for USD).")
+    currency = models.CharField(max_length=3, default="USD")
+    stock = models.PositiveIntegerField(default=0)
+    illustration = models.CharField(max_length=8, blank=True, help_text="An emoji shown in the catalog.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(price__gt=0), name="product_price_positive")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def new_order_number() -> str:
+    # Short enough to read out over the phone, random enough not to be guessed.
+    return secrets.token_hex(4).upper()
+
+
+class Order(models.Model):
+    number = models.CharField(max_length=16, unique=True, default=new_order_number, editable=False)
+    email = models.EmailField()
+    total = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    # What the shopper saw when paying, whatever happens to the product afterwards.
+    name = models.CharField(max_length=120)
+    unit_price = models.PositiveBigIntegerField()
+    quantity = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.name}"
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity

@@ -1,0 +1,10 @@
+from django import template
+
+from checkout.money import format_money
+
+register = template.Library()
+
+
+@register.simple_tag
+def money(amount, currency):
+    return format_money(int(amount), currency)

@@ -1,0 +1,34 @@
+"""HTTP and WebSocket on one ASGI application (served by daphne)."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Build the Django app first: it sets up the app registry the WebSocket consumers import from.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from payments.routing import websocket_urlpatterns  # noqa: E402
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Reject sockets opened by another site's pages; let non-browser clients (no Origin) through.
+
+    Authorisation is the per-payment signed token in the URL, not an ambient cookie, so a missing Origin
+    (a mobile app, a merchant's server) is no risk; a foreign Origin is a browser on someone else's page.
+    """
+
+    def valid_origin(self, parsed_origin):
+        return parsed_origin is None or self.validate_origin(parsed_origin)
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns), settings.ALLOWED_HOSTS),
+    }
+)

@@ -1,0 +1,71 @@
+"""The interface between our payment service and a bank/gateway, and how the configured one is found.
+
+A real provider's adapter implements `PaymentGateway`; the sandbox bank (payments.sandbox) is ours.
+Callers must never hold a database transaction or row lock across these calls: they are slow network calls
+that may time out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from payments.cards import CardDetails
+
+
+@dataclass(frozen=True)
+class CardToken:
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    approved: bool
+    reference: str
+    decline_code: str = ""
+
+
+class GatewayError(Exception):
+    """The gateway did not give an answer we can act on."""
+
+
+class GatewayUnavailable(GatewayError):
+    """The call did not reach the bank (nothing was charged); safe to retry with the same key."""
+
+
+class PaymentGateway(Protocol):
+    def tokenize(self, card: CardDetails) -> CardToken: ...
+
+    def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+        """Charge once per idempotency key: a repeated call returns the first result, never a second debit."""
+        ...
+
+
+# What the shopper and staff read for each decline code. Gateways map their own codes onto these.
+DECLINE_MESSAGES = {
+    "card_declined": "Your card was declined by your bank.",
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "The security code (CVC) is incorrect.",
+    "lost_card": "Your card was declined (reported lost). Please contact your bank.",
+    "stolen_card": "Your card was declined (reported stolen). Please contact your bank.",
+    "fraudulent": "This payment was blocked by our fraud checks.",
+    "processing_error": "We could not reach your bank. No money was taken.",
+}
+
+
+def decline_message(code: str) -> str:
+    return DECLINE_MESSAGES.get(code, DECLINE_MESSAGES["card_declined"])
+
+
+@cache
+def get_gateway() -> PaymentGateway:
+    return import_string(settings.PAYMENTS_GATEWAY)()

@@ -1,0 +1,142 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class PaymentStatus(models.TextChoices):
+    """Every state a payment can be in.
+
+    pending             recorded and queued; no worker has taken it yet (the shopper can still cancel)
+    processing          a worker holds it: risk checks and the gateway call are under way
+    succeeded           the bank charged the card
+    failed              declined by the bank or refused by our risk checks; nothing was charged
+    unknown             the gateway call's answer never came: the bank may or may not have charged. Only
+                        reconciliation (asking the gateway for the idempotency key's outcome) settles it
+    canceled            canceled before any worker took it
+    partially_refunded  succeeded, then part of the capture was given back
+    refunded            succeeded, then all of it was given back
+    """
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+S = PaymentStatus
+
+# The status pipeline as data: {state: states it may move to}. `payment_transition` is the only writer
+# of `Payment.status` and refuses anything not listed here.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.PROCESSING, S.CANCELED}),
+    S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED, S.UNKNOWN}),
+    S.UNKNOWN: frozenset({S.SUCCEEDED, S.FAILED}),
+    S.SUCCEEDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.FAILED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+# The shopper's question is "did I pay?": these states answer it, so the wait page stops waiting.
+OUTCOME_STATUSES = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+
+
+class Actor(models.TextChoices):
+    API = "api", "API"
+    WEB = "web", "Web checkout"
+    WORKER = "worker", "Worker"
+    RECONCILER = "reconciler", "Reconciler"
+    STAFF = "staff", "Staff"
+
+
+class Payment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(
+        "checkout.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    # Who may see it: a signed-in user, or a guest identified by the random id kept in their session.
+    owner_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    owner_guest_id = models.UUIDField(null=True, blank=True, db_index=True)
+
+    amount = models.PositiveBigIntegerField(help_text="In the currency's minor units (cents for USD).")
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code, upper case.")
+    description = models.CharField(max_length=255, blank=True)
+
+    status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    # Bumped by every status change; the PaymentEvent with the same seq says what changed. Clients use it
+    # to ignore stale pushes and to ask for what they missed.
+    seq = models.PositiveIntegerField(default=0)
+
+    # The card as the gateway's vault knows it. Never the number or the CVC.
+    card_token = models.CharField(max_length=64)
+    card_brand = models.CharField(max_length=20)
+    card_last4 = models.CharField(max_length=4)
+    card_exp_month = models.PositiveSmallIntegerField()
+    card_exp_year = models.PositiveSmallIntegerField()
+
+    failure_code = models.CharField(max_length=40, blank=True)
+    decline_code = models.CharField(max_length=40, blank=True)
+    failure_message = models.CharField(max_length=255, blank=True)
+    gateway_reference = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=PaymentStatus.values), name="payment_status_known"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(owner_user__isnull=False) | Q(owner_guest_id__isnull=False),
+                name="payment_has_owner",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "updated_at"], name="payment_status_updated")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.amount} {self.currency} {self.status}"
+
+    @property
+    def gateway_idempotency_key(self) -> str:
+        # Derived from the payment alone, so every attempt, retry or re-drive asks the bank the same
+        # question and the bank charges at most once.
+        return f"payment-{self.id}"
+
+    @property
+    def has_outcome(self) -> bool:
+        return self.status in OUTCOME_STATUSES
+
+
+class PaymentEvent(models.Model):
+    """Append-only history: one row per status change, numbered by the payment's seq."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, choices=PaymentStatus.choices)
+    actor = models.CharField(max_length=20, choices=Actor.choices)
+    reason = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["payment", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["payment", "seq"], name="payment_event_seq_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id}#{self.seq} {self.from_status or '∅'}→{self.to_status}"

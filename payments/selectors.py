@@ -1,0 +1,76 @@
+"""Reads. `payment_status_payload` is the one status document that the status URL, the WebSocket and the
+wait page all send, so no two channels can disagree about a payment."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+from payments.models import Payment
+
+WS_TOKEN_SALT = "payments.websocket"
+
+
+def payment_ws_token(payment: Payment) -> str:
+    """A credential to subscribe to one payment's updates, valid PAYMENTS_WS_TOKEN_TTL after creation.
+
+    Deterministic for a payment (its expiry is derived from created_at), so the status document stays the
+    same until the payment changes.
+    """
+    expires = int(payment.created_at.timestamp()) + settings.PAYMENTS_WS_TOKEN_TTL
+    return signing.dumps({"p": str(payment.id), "e": expires}, salt=WS_TOKEN_SALT)
+
+
+def payment_id_from_ws_token(token: str, *, now: float) -> str | None:
+    try:
+        claims = signing.loads(token, salt=WS_TOKEN_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(claims, dict) or claims.get("e", 0) < now:
+        return None
+    return claims.get("p")
+
+
+def payment_status_payload(payment: Payment) -> dict:
+    failure = None
+    if payment.failure_code:
+        failure = {
+            "code": payment.failure_code,
+            "decline_code": payment.decline_code or None,
+            "message": payment.failure_message,
+        }
+    status_path = reverse("payments-api:payment-status", kwargs={"payment_id": payment.id})
+    return {
+        "id": str(payment.id),
+        "status": payment.status,
+        "has_outcome": payment.has_outcome,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "card": {
+            "brand": payment.card_brand,
+            "last4": payment.card_last4,
+            "exp_month": payment.card_exp_month,
+            "exp_year": payment.card_exp_year,
+        },
+        "failure": failure,
+        "seq": payment.seq,
+        "created_at": payment.created_at.isoformat(),
+        "updated_at": payment.updated_at.isoformat(),
+        "links": {
+            "status": status_path,
+            "websocket": f"/ws/payments/{payment.id}?token={payment_ws_token(payment)}",
+        },
+    }
+
+
+def payment_get_for_viewer(*, payment_id, user=None, guest_id=None) -> Payment | None:
+    """The payment if this viewer owns it, else None: callers answer 404 either way, so a stranger
+    cannot learn that a payment id exists."""
+    if user is not None and user.is_authenticated:
+        found = Payment.objects.filter(pk=payment_id, owner_user=user).first()
+        if found is not None:
+            return found
+    if guest_id:
+        return Payment.objects.filter(pk=payment_id, owner_guest_id=guest_id).first()
+    return None

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from checkout.models import Product
+from payments.cards import validate_card
+from payments.gateway import get_gateway
+from payments.models import Actor, Payment
+from payments.services.payments import payment_create
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_client):
+    """Every test starts with an empty Redis: no job, group or key left by another test."""
+    redis_client.flushdb()
+    yield
+
+
+@pytest.fixture
+def product(db):
+    return Product.objects.create(
+        slug="espresso-beans", name="Espresso beans", price=2400, currency="USD", stock=10, illustration="☕"
+    )
+
+
+VISA_OK = "4242424242424242"
+VISA_DECLINED = "4000000000000002"
+
+
+@pytest.fixture
+def make_payment(db):
+    """Record a pending payment the way the checkout does (tokenized card, after-commit enqueue)."""
+
+    def make(number: str = VISA_OK, amount: int = 2400, currency: str = "USD", guest_id=None) -> Payment:
+        import uuid
+
+        card = validate_card(number=number, exp_month=12, exp_year=2030, cvc="123")
+        return payment_create(
+            amount=amount,
+            currency=currency,
+            card=get_gateway().tokenize(card),
+            actor=Actor.API,
+            owner_guest_id=guest_id or uuid.uuid4(),
+        )
+
+    return make
+
+
+# --- A live stack: real daphne and real RQ worker processes on the test database -------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url_for_subprocesses() -> str:
+    """The test database, as a URL the server and worker processes can open."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+@dataclass
+class LiveStack:
+    http_url: str
+    ws_url: str
+    env: dict[str, str]
+    log_dir: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def run_worker_burst(self, *, timeout: float = 60) -> None:
+        """A real RQ worker that drains the queue and exits."""
+        process = self._spawn(
+            f"worker-burst-{len(self.processes)}",
+            [sys.executable, "manage.py", "rqworker", "payments", "--burst",
+             "--worker-class", "rq.worker.SimpleWorker"],
+        )
+        assert process.wait(timeout=timeout) == 0, self.logs()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')}" for path in sorted(self.log_dir.glob("*.log"))
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def live_stack(transactional_db, tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url_for_subprocesses(),
+        "REDIS_URL": settings.REDIS_URL,
+        # As `make run` runs it: static files straight from static/, no collectstatic needed.
+        "DJANGO_DEBUG": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    stack = LiveStack(
+        http_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", env=env, log_dir=tmp_path
+    )
+    stack._spawn("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                            "config.asgi:application"])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(stack.http_url + "/", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or stack.processes[0].poll() is not None:
+                stack.stop()
+                pytest.fail("daphne did not start:\n" + stack.logs())
+            time.sleep(0.2)
+    yield stack
+    stack.stop()

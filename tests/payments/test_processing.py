@@ -1,0 +1,44 @@
+import django_rq
+import pytest
+
+from payments.models import Payment, PaymentStatus
+from payments.sandbox.models import Charge
+from payments.services.payments import payment_process
+from tests.conftest import VISA_DECLINED
+
+
+def test_an_approved_card_ends_succeeded_with_the_bank_reference(make_payment):
+    payment = make_payment()
+    payment_process(payment_id=payment.pk)
+    stored = Payment.objects.get(pk=payment.pk)
+    assert stored.status == PaymentStatus.SUCCEEDED
+    assert stored.gateway_reference.startswith("ch_")
+    assert list(stored.events.values_list("to_status", flat=True)) == ["pending", "processing", "succeeded"]
+
+
+def test_a_declined_card_ends_failed_with_the_decline_code(make_payment):
+    payment = make_payment(VISA_DECLINED)
+    payment_process(payment_id=payment.pk)
+    stored = Payment.objects.get(pk=payment.pk)
+    assert stored.status == PaymentStatus.FAILED
+    assert (stored.failure_code, stored.decline_code) == ("card_declined", "card_declined")
+    assert "declined" in stored.failure_message
+
+
+def test_running_the_job_twice_charges_once(make_payment):
+    payment = make_payment()
+    payment_process(payment_id=payment.pk)
+    payment_process(payment_id=payment.pk)
+    assert Charge.objects.filter(idempotency_key=payment.gateway_idempotency_key).count() == 1
+    assert Payment.objects.get(pk=payment.pk).seq == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_job_is_enqueued_after_commit_and_carries_only_the_payment_id(make_payment):
+    queue = django_rq.get_queue("payments")
+    payment = make_payment()
+    jobs = queue.get_jobs()
+    assert len(jobs) == 1
+    assert jobs[0].args == (str(payment.pk),)
+    assert jobs[0].kwargs == {}
+    assert jobs[0].timeout == 60
