@@ -37,6 +37,15 @@ def clean_redis(redis_client):
     yield
 
 
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings):
+    """Production settings hash static files at collectstatic time; tests render pages without running it."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def product(db):
     return Product.objects.create(
