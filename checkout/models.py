@@ -11,7 +11,6 @@ class Product(models.Model):
     price = models.PositiveBigIntegerField(help_text="In the currency's minor units (cents for USD).")
     currency = models.CharField(max_length=3, default="USD")
     stock = models.PositiveIntegerField(default=0)
-    illustration = models.CharField(max_length=8, blank=True, help_text="An emoji shown in the catalog.")
     is_active = models.BooleanField(default=True)
 
     class Meta:

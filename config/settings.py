@@ -14,7 +14,8 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 # A developer's .env is read when present; the real environment always wins over it.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -25,9 +26,7 @@ def _required_in_production(name: str, dev_default):
         return value
     if DEBUG:
         return dev_default
-    raise ImproperlyConfigured(
-        f"{name} must be set in the environment when DJANGO_DEBUG is off (see .env.example)."
-    )
+    raise ImproperlyConfigured(f"{name} must be set in the environment when DJANGO_DEBUG is off (see .env.example).")
 
 
 SECRET_KEY = _required_in_production("DJANGO_SECRET_KEY", "django-insecure-dev-only-key-never-use-in-production")

@@ -101,7 +101,5 @@ def validate_card(*, number: str, exp_month: int, exp_year: int, cvc: str) -> Ca
 
     cvc = (cvc or "").strip()
     if not cvc.isdigit() or len(cvc) != CVC_LENGTHS[brand]:
-        raise CardError(
-            "cvc", f"The security code is {CVC_LENGTHS[brand]} digits for this card.", "invalid_cvc"
-        )
+        raise CardError("cvc", f"The security code is {CVC_LENGTHS[brand]} digits for this card.", "invalid_cvc")
     return CardDetails(number=digits, exp_month=exp_month, exp_year=exp_year, cvc=cvc, brand=brand)

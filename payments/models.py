@@ -95,9 +95,7 @@ class Payment(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=PaymentStatus.values), name="payment_status_known"
-            ),
+            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_status_known"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
                 condition=Q(owner_user__isnull=False) | Q(owner_guest_id__isnull=False),

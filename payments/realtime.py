@@ -26,5 +26,9 @@ def payment_push_status(payload: dict) -> None:
             payment_group_name(payload["id"]), {"type": STATUS_MESSAGE_TYPE, "payment": payload}
         )
     except Exception:
-        logger.warning("push for payment %s seq %s failed; clients catch up from the database",
-                       payload["id"], payload["seq"], exc_info=True)
+        logger.warning(
+            "push for payment %s seq %s failed; clients catch up from the database",
+            payload["id"],
+            payload["seq"],
+            exc_info=True,
+        )

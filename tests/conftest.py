@@ -49,7 +49,7 @@ def plain_static_storage(settings):
 @pytest.fixture
 def product(db):
     return Product.objects.create(
-        slug="espresso-beans", name="Espresso beans", price=2400, currency="USD", stock=10, illustration="☕"
+        slug="espresso-beans", name="Espresso beans", price=2400, currency="USD", stock=10
     )
 
 
@@ -77,6 +77,7 @@ def make_payment(db):
 
 
 # --- A live stack: real daphne and real RQ worker processes on the test database -------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -114,8 +115,15 @@ class LiveStack:
         """A real RQ worker that drains the queue and exits."""
         process = self._spawn(
             f"worker-burst-{len(self.processes)}",
-            [sys.executable, "manage.py", "rqworker", "payments", "--burst",
-             "--worker-class", "rq.worker.SimpleWorker"],
+            [
+                sys.executable,
+                "manage.py",
+                "rqworker",
+                "payments",
+                "--burst",
+                "--worker-class",
+                "rq.worker.SimpleWorker",
+            ],
         )
         assert process.wait(timeout=timeout) == 0, self.logs()
 
@@ -147,11 +155,11 @@ def live_stack(transactional_db, tmp_path):
         "DJANGO_DEBUG": "true",
         "PYTHONUNBUFFERED": "1",
     }
-    stack = LiveStack(
-        http_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", env=env, log_dir=tmp_path
+    stack = LiveStack(http_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", env=env, log_dir=tmp_path)
+    stack._spawn(
+        "daphne",
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
     )
-    stack._spawn("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                            "config.asgi:application"])
     deadline = time.monotonic() + 30
     while True:
         try:

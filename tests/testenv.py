@@ -28,7 +28,10 @@ else:
 
 def pytest_report_header(config):
     where = "embedded Valkey started for this run" if _embedded_server else "from REDIS_URL"
-    return [f"redis: {os.environ['REDIS_URL']} ({where})", f"database: {os.environ.get('DATABASE_URL', 'SQLite')}"]
+    return [
+        f"redis: {os.environ['REDIS_URL']} ({where})",
+        f"database: {os.environ.get('DATABASE_URL', 'SQLite')}",
+    ]
 
 
 def pytest_unconfigure(config):

@@ -36,8 +36,11 @@ def problem_exception_handler(exc, context):
     instance = request.get_full_path() if request is not None else ""
     if isinstance(exc, exceptions.ValidationError):
         problem = problem_response(
-            status=response.status_code, code="validation_error", instance=instance,
-            detail="The request has invalid fields.", errors=response.data,
+            status=response.status_code,
+            code="validation_error",
+            instance=instance,
+            detail="The request has invalid fields.",
+            errors=response.data,
         )
     else:
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"

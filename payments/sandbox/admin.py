@@ -5,7 +5,15 @@ from payments.sandbox.models import Charge, VaultCard
 
 @admin.register(Charge)
 class SandboxChargeAdmin(admin.ModelAdmin):
-    list_display = ("reference", "idempotency_key", "amount", "currency", "approved", "decline_code", "created_at")
+    list_display = (
+        "reference",
+        "idempotency_key",
+        "amount",
+        "currency",
+        "approved",
+        "decline_code",
+        "created_at",
+    )
     list_filter = ("approved", "decline_code")
     search_fields = ("reference", "idempotency_key")
 

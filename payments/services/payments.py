@@ -47,7 +47,11 @@ def payment_create(
             card_exp_year=card.exp_year,
         )
         PaymentEvent.objects.create(
-            payment=payment, seq=1, from_status="", to_status=PaymentStatus.PENDING, actor=actor,
+            payment=payment,
+            seq=1,
+            from_status="",
+            to_status=PaymentStatus.PENDING,
+            actor=actor,
             reason="payment recorded",
         )
         transaction.on_commit(partial(payment_enqueue, payment_id=payment.id))
@@ -63,7 +67,9 @@ def payment_process(*, payment_id) -> Payment:
     """
     try:
         payment = payment_transition(
-            payment_id=payment_id, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER,
+            payment_id=payment_id,
+            to_status=PaymentStatus.PROCESSING,
+            actor=Actor.WORKER,
             reason="worker took the payment",
         )
     except TransitionNotAllowed as refused:
@@ -80,25 +86,37 @@ def payment_process(*, payment_id) -> Payment:
     except GatewayUnavailable:
         # The request never reached the bank, so nothing was charged: failing is the honest answer.
         return payment_transition(
-            payment_id=payment_id, to_status=PaymentStatus.FAILED, actor=Actor.WORKER,
+            payment_id=payment_id,
+            to_status=PaymentStatus.FAILED,
+            actor=Actor.WORKER,
             reason="gateway unavailable",
-            changes={"failure_code": "processing_error", "failure_message": decline_message("processing_error")},
+            changes={
+                "failure_code": "processing_error",
+                "failure_message": decline_message("processing_error"),
+            },
         )
     except Exception:
         # Anything else and we cannot know whether the bank charged: say so, never "failed".
         logger.exception("gateway call for payment %s ended without an answer", payment_id)
         return payment_transition(
-            payment_id=payment_id, to_status=PaymentStatus.UNKNOWN, actor=Actor.WORKER,
+            payment_id=payment_id,
+            to_status=PaymentStatus.UNKNOWN,
+            actor=Actor.WORKER,
             reason="gateway answer not received",
         )
 
     if result.approved:
         return payment_transition(
-            payment_id=payment_id, to_status=PaymentStatus.SUCCEEDED, actor=Actor.WORKER,
-            reason="charged", changes={"gateway_reference": result.reference},
+            payment_id=payment_id,
+            to_status=PaymentStatus.SUCCEEDED,
+            actor=Actor.WORKER,
+            reason="charged",
+            changes={"gateway_reference": result.reference},
         )
     return payment_transition(
-        payment_id=payment_id, to_status=PaymentStatus.FAILED, actor=Actor.WORKER,
+        payment_id=payment_id,
+        to_status=PaymentStatus.FAILED,
+        actor=Actor.WORKER,
         reason=f"declined: {result.decline_code}",
         changes={
             "gateway_reference": result.reference,

@@ -8,7 +8,12 @@ from checkout.models import Order
 from payments.models import Payment
 from tests.conftest import VISA_OK
 
-CARD_FORM = {"email": "ada@example.com", "card_number": "4242 4242 4242 4242", "expiry": "12/30", "cvc": "123"}
+CARD_FORM = {
+    "email": "ada@example.com",
+    "card_number": "4242 4242 4242 4242",
+    "expiry": "12/30",
+    "cvc": "123",
+}
 
 
 def checkout_url(product):
@@ -41,7 +46,12 @@ def test_submit_with_javascript_answers_202_with_the_status_url(client, product)
     assert response["Location"] == body["status_url"] == f"/api/v1/payments/{payment.pk}/status"
     assert body["wait_url"] == f"/payments/{payment.pk}/wait"
     assert body["payment"]["status"] == "pending"
-    assert (payment.amount, payment.currency, payment.card_brand, payment.card_last4) == (2400, "USD", "visa", "4242")
+    assert (payment.amount, payment.currency, payment.card_brand, payment.card_last4) == (
+        2400,
+        "USD",
+        "visa",
+        "4242",
+    )
     assert payment.order.email == "ada@example.com"
     assert payment.order.lines.get().unit_price == 2400
     # the job is on the queue, carrying only the id

@@ -22,8 +22,13 @@ def submit_checkout(client: httpx.Client, product, card_number: str) -> httpx.Re
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     return client.post(
         f"/products/{product.slug}/checkout",
-        data={"csrfmiddlewaretoken": csrf, "email": "ada@example.com", "card_number": card_number,
-              "expiry": "12/30", "cvc": CVC},
+        data={
+            "csrfmiddlewaretoken": csrf,
+            "email": "ada@example.com",
+            "card_number": card_number,
+            "expiry": "12/30",
+            "cvc": CVC,
+        },
         headers={"Accept": "application/json"},
     )
 

@@ -5,8 +5,12 @@ from payments.cards import CardError, luhn_valid, parse_expiry, validate_card
 
 @pytest.mark.parametrize(
     ("number", "brand"),
-    [("4242 4242 4242 4242", "visa"), ("5555-5555-5555-4444", "mastercard"), ("378282246310005", "amex"),
-     ("2223003122003222", "mastercard")],
+    [
+        ("4242 4242 4242 4242", "visa"),
+        ("5555-5555-5555-4444", "mastercard"),
+        ("378282246310005", "amex"),
+        ("2223003122003222", "mastercard"),
+    ],
 )
 def test_valid_cards_are_accepted_with_their_brand(number, brand):
     card = validate_card(number=number, exp_month=12, exp_year=2099 - 70, cvc="1234" if brand == "amex" else "123")

@@ -5,10 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from checkout.models import Product
 
 DEMO_PRODUCTS = [
-    ("espresso-beans", "Espresso beans, 1 kg", "Dark roast, chocolate and cherry.", 2400, "☕", 50),
-    ("pour-over-kettle", "Pour-over kettle", "Gooseneck, 1 litre, stainless steel.", 5900, "🫖", 20),
-    ("ceramic-mug", "Ceramic mug", "Hand-thrown, 350 ml.", 1800, "🍵", 100),
-    ("hand-grinder", "Hand grinder", "Conical burrs, 40 settings.", 8900, "⚙️", 10),
+    ("espresso-beans", "Espresso beans, 1 kg", "Dark roast, chocolate and cherry.", 2400, 50),
+    ("pour-over-kettle", "Pour-over kettle", "Gooseneck, 1 litre, stainless steel.", 5900, 20),
+    ("ceramic-mug", "Ceramic mug", "Hand-thrown, 350 ml.", 1800, 100),
+    ("hand-grinder", "Hand grinder", "Conical burrs, 40 settings.", 8900, 10),
 ]
 DEV_STAFF_USERNAME = "staff"
 DEV_STAFF_PASSWORD = "staff"  # noqa: S105 - a development-only account, refused when DEBUG is off
@@ -20,11 +20,17 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not settings.DEBUG:
             raise CommandError("seed_demo creates a known staff password; it only runs with DJANGO_DEBUG on.")
-        for slug, name, description, price, illustration, stock in DEMO_PRODUCTS:
+        for slug, name, description, price, stock in DEMO_PRODUCTS:
             Product.objects.update_or_create(
                 slug=slug,
-                defaults={"name": name, "description": description, "price": price, "currency": settings.SHOP_CURRENCY,
-                          "illustration": illustration, "stock": stock, "is_active": True},
+                defaults={
+                    "name": name,
+                    "description": description,
+                    "price": price,
+                    "currency": settings.SHOP_CURRENCY,
+                                        "stock": stock,
+                    "is_active": True,
+                },
             )
         user_model = get_user_model()
         user, created = user_model.objects.get_or_create(

@@ -61,26 +61,41 @@ class Command(BaseCommand):
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
         python = sys.executable
         children = [
-            Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
-                  restart=False),
+            Child(
+                "web",
+                [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+                restart=False,
+            ),
         ]
         for number in range(1, workers + 1):
-            children.append(Child(
-                f"worker-{number}",
-                [python, "manage.py", "rqworker", "payments", "--worker-class", "rq.worker.SimpleWorker",
-                 "--name", f"payments-{os.getpid()}-{number}"],
-                restart=True,
-            ))
+            children.append(
+                Child(
+                    f"worker-{number}",
+                    [
+                        python,
+                        "manage.py",
+                        "rqworker",
+                        "payments",
+                        "--worker-class",
+                        "rq.worker.SimpleWorker",
+                        "--name",
+                        f"payments-{os.getpid()}-{number}",
+                    ],
+                    restart=True,
+                )
+            )
 
         try:
             for child in children:
                 child.start(env)
             shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
             base = f"http://{shown_host}:{port}"
-            self.stdout.write(self.style.SUCCESS(
-                f"\n  Shop:   {base}/\n  Admin:  {base}/admin/   (queues: {base}/admin/rq/)\n"
-                f"  API:    {base}/api/v1/\n  Workers: {workers}    Ctrl-C stops everything.\n"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\n  Shop:   {base}/\n  Admin:  {base}/admin/   (queues: {base}/admin/rq/)\n"
+                    f"  API:    {base}/api/v1/\n  Workers: {workers}    Ctrl-C stops everything.\n"
+                )
+            )
             self._supervise(children, env)
         finally:
             self._stop_all(children)
