@@ -48,9 +48,7 @@ def plain_static_storage(settings):
 
 @pytest.fixture
 def product(db):
-    return Product.objects.create(
-        slug="espresso-beans", name="Espresso beans", price=2400, currency="USD", stock=10
-    )
+    return Product.objects.create(slug="espresso-beans", name="Espresso beans", price=2400, currency="USD", stock=10)
 
 
 VISA_OK = "4242424242424242"

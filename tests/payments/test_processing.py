@@ -1,8 +1,12 @@
+import time
+
 import django_rq
 import pytest
+from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
 from payments.sandbox.models import Charge
+from payments.selectors import payment_id_from_ws_token, payment_status_payload
 from payments.services.payments import payment_process
 from tests.conftest import VISA_DECLINED
 
@@ -42,3 +46,15 @@ def test_the_job_is_enqueued_after_commit_and_carries_only_the_payment_id(make_p
     assert jobs[0].args == (str(payment.pk),)
     assert jobs[0].kwargs == {}
     assert jobs[0].timeout == 60
+
+
+def test_the_status_document_is_stable_while_the_payment_does_not_change(make_payment):
+    payment = make_payment()
+    first = payment_status_payload(payment)
+    time.sleep(1.1)  # a timestamped signature would differ by now
+    assert payment_status_payload(Payment.objects.get(pk=payment.pk)) == first
+    token = first["links"]["websocket"].split("token=")[1]
+    now = timezone.now().timestamp()
+    assert payment_id_from_ws_token(token, now=now) == str(payment.pk)
+    assert payment_id_from_ws_token(token, now=now + 2 * 86400) is None  # expired
+    assert payment_id_from_ws_token(token + "x", now=now) is None  # tampered
