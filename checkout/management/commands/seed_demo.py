@@ -28,7 +28,7 @@ class Command(BaseCommand):
                     "description": description,
                     "price": price,
                     "currency": settings.SHOP_CURRENCY,
-                                        "stock": stock,
+                    "stock": stock,
                     "is_active": True,
                 },
             )
