@@ -3,8 +3,21 @@ from django.contrib import admin
 from payments.sandbox.models import Charge, VaultCard
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The bank's records are the bank's: staff may look, never write."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Charge)
-class SandboxChargeAdmin(admin.ModelAdmin):
+class SandboxChargeAdmin(ReadOnlyAdmin):
     list_display = (
         "reference",
         "idempotency_key",
@@ -17,13 +30,7 @@ class SandboxChargeAdmin(admin.ModelAdmin):
     list_filter = ("approved", "decline_code")
     search_fields = ("reference", "idempotency_key")
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(VaultCard)
-class VaultCardAdmin(admin.ModelAdmin):
+class VaultCardAdmin(ReadOnlyAdmin):
     list_display = ("token", "brand", "last4", "behaviour", "created_at")
-
-    def has_change_permission(self, request, obj=None):
-        return False
