@@ -26,8 +26,20 @@ def new_order_number() -> str:
     return secrets.token_hex(4).upper()
 
 
+class OrderStatus(models.TextChoices):
+    """awaiting_payment: stock is reserved; paid: the payment succeeded; payment_failed / canceled: the
+    payment ended without money and the stock went back on the shelf; refunded: all the money went back."""
+
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAID = "paid"
+    PAYMENT_FAILED = "payment_failed"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+
+
 class Order(models.Model):
     number = models.CharField(max_length=16, unique=True, default=new_order_number, editable=False)
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.AWAITING_PAYMENT)
     email = models.EmailField()
     total = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
@@ -35,6 +47,7 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_known")]
 
     def __str__(self) -> str:
         return self.number

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -9,8 +11,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from checkout.forms import CheckoutForm
 from checkout.selectors import product_get_for_sale, product_list_for_sale
-from checkout.services import checkout_submit
-from payments.api.problems import PROBLEM_CONTENT_TYPE
+from checkout.services import OutOfStock, checkout_submit
+from payments.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
 from payments.guests import guest_id_ensure, guest_id_from_session
 from payments.selectors import payment_get_for_viewer, payment_status_payload
 
@@ -21,6 +23,18 @@ def catalog(request):
 
 def _wants_json(request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
+
+
+def _problem(status: int, code: str, detail: str, **extra) -> JsonResponse:
+    body = {
+        "type": PROBLEM_TYPE_BASE + code.replace("_", "-"),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
 # Error reports must never carry what the shopper typed into the card fields.
@@ -43,27 +57,24 @@ class CheckoutView(View):
         form = CheckoutForm(request.POST)
         if not form.is_valid():
             if _wants_json(request):
-                return JsonResponse(
-                    {
-                        "type": "https://docs.checkout.example/problems/validation-error",
-                        "title": "Unprocessable Content",
-                        "status": 422,
-                        "detail": "Some fields need attention.",
-                        "code": "validation_error",
-                        "errors": {name: [str(e) for e in errs] for name, errs in form.errors.items()},
-                    },
-                    status=422,
-                    content_type=PROBLEM_CONTENT_TYPE,
-                )
+                errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
+                return _problem(422, "validation_error", "Some fields need attention.", errors=errors)
             return render(request, self.template_name, {"product": product, "form": form}, status=422)
 
-        payment = checkout_submit(
-            product=product,
-            email=form.cleaned_data["email"],
-            card=form.cleaned_data["card"],
-            owner_user=request.user,
-            owner_guest_id=guest_id_ensure(request.session),
-        )
+        try:
+            payment = checkout_submit(
+                product=product,
+                email=form.cleaned_data["email"],
+                card=form.cleaned_data["card"],
+                owner_user=request.user,
+                owner_guest_id=guest_id_ensure(request.session),
+            )
+        except OutOfStock:
+            message = f"Sorry, {product.name} has just sold out. Nothing was charged."
+            if _wants_json(request):
+                return _problem(409, "out_of_stock", message)
+            form.add_error(None, message)
+            return render(request, self.template_name, {"product": product, "form": form}, status=409)
         wait_url = reverse("checkout:wait", kwargs={"payment_id": payment.id})
         if not _wants_json(request):
             # Post/Redirect/Get: a refresh of the next page never re-submits the payment.

@@ -125,8 +125,35 @@ PAYMENTS_GATEWAY = env("PAYMENTS_GATEWAY", default="payments.sandbox.gateway.San
 # Simulated bank latency; the "please wait" page exists because this is never zero in real life.
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=1000)
 SANDBOX_LATENCY_JITTER_MS = env.int("SANDBOX_LATENCY_JITTER_MS", default=250)
-# Explicit, never RQ's 180 s default by accident: the gateway call plus its own timeout and margin.
+SANDBOX_SLOW_CARD_MS = env.int("SANDBOX_SLOW_CARD_MS", default=5000)
+SANDBOX_OPENING_BALANCE = env.int("SANDBOX_OPENING_BALANCE", default=5_000_000)
+# Keys the card fingerprint (an HMAC of the number). Keep it stable: changing it makes every card look new
+# to the velocity checks and the block list. Defaults to the secret key.
+CARD_FINGERPRINT_KEY = env("CARD_FINGERPRINT_KEY", default=SECRET_KEY)
+
+# Explicit, never RQ's 180 s default by accident: the gateway call with its retries, and margin.
 PAYMENTS_JOB_TIMEOUT = env.int("PAYMENTS_JOB_TIMEOUT", default=60)
+# Transient gateway errors (the call never reached the bank) are retried in the job: up to this many
+# retries, waiting base·2^n seconds (capped, with jitter) between them.
+PAYMENTS_GATEWAY_RETRIES = env.int("PAYMENTS_GATEWAY_RETRIES", default=3)
+PAYMENTS_GATEWAY_BACKOFF_BASE = env.float("PAYMENTS_GATEWAY_BACKOFF_BASE", default=0.2)
+PAYMENTS_GATEWAY_BACKOFF_CAP = env.float("PAYMENTS_GATEWAY_BACKOFF_CAP", default=2.0)
+# Recovery (see docs/architecture.md, "No payment is ever lost"): how long a pending payment may wait for a
+# worker before its job is presumed lost and re-driven; how long a worker may hold a payment in
+# processing before it is presumed dead (longer than the job timeout, so a live job is never overtaken);
+# and how often an unknown payment's outcome is asked for again.
+PAYMENTS_PENDING_GRACE = env.int("PAYMENTS_PENDING_GRACE", default=30)
+PAYMENTS_PROCESSING_LEASE = env.int("PAYMENTS_PROCESSING_LEASE", default=PAYMENTS_JOB_TIMEOUT + 30)
+PAYMENTS_SETTLE_RETRY = env.int("PAYMENTS_SETTLE_RETRY", default=30)
+PAYMENTS_RECONCILE_INTERVAL = env.float("PAYMENTS_RECONCILE_INTERVAL", default=5)
+
+# Risk checks, run before the bank is asked. Amount limits are in minor units per currency; a currency not
+# listed is limited to 5,000 major units.
+RISK_AMOUNT_LIMITS = {"USD": 500_000, "EUR": 500_000, "GBP": 400_000, "JPY": 750_000}
+RISK_VELOCITY_MAX = env.int("RISK_VELOCITY_MAX", default=10)
+RISK_VELOCITY_WINDOW = env.int("RISK_VELOCITY_WINDOW", default=600)
+# Sandbox test cards that the block list treats as known fraud (docs/test-cards.md).
+RISK_BLOCKED_TEST_CARDS = env.list("RISK_BLOCKED_TEST_CARDS", default=["4100000000000019"])
 # How long the WebSocket token in a status document stays valid.
 PAYMENTS_WS_TOKEN_TTL = env.int("PAYMENTS_WS_TOKEN_TTL", default=24 * 3600)
 # What the status URL suggests in Retry-After while a payment is not final.

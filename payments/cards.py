@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 BRAND_PATTERNS = (
     ("amex", re.compile(r"^3[47]")),
@@ -103,3 +105,10 @@ def validate_card(*, number: str, exp_month: int, exp_year: int, cvc: str) -> Ca
     if not cvc.isdigit() or len(cvc) != CVC_LENGTHS[brand]:
         raise CardError("cvc", f"The security code is {CVC_LENGTHS[brand]} digits for this card.", "invalid_cvc")
     return CardDetails(number=digits, exp_month=exp_month, exp_year=exp_year, cvc=cvc, brand=brand)
+
+
+def card_fingerprint(number: str) -> str:
+    """A keyed HMAC of the card number: equal for one card, unguessable without CARD_FINGERPRINT_KEY."""
+    return salted_hmac(
+        "payments.card-fingerprint", normalize_number(number), secret=settings.CARD_FINGERPRINT_KEY, algorithm="sha256"
+    ).hexdigest()

@@ -33,20 +33,41 @@ class ChargeResult:
     decline_code: str = ""
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    approved: bool
+    reference: str
+    failure_code: str = ""
+
+
 class GatewayError(Exception):
     """The gateway did not give an answer we can act on."""
 
 
 class GatewayUnavailable(GatewayError):
-    """The call did not reach the bank (nothing was charged); safe to retry with the same key."""
+    """The call did not reach the bank, so nothing happened there; safe to retry with the same key."""
+
+
+class GatewayTimeout(GatewayError):
+    """The call may have reached the bank but its answer did not come back: the outcome is unknown until the
+    key's outcome is asked for."""
 
 
 class PaymentGateway(Protocol):
+    """Every money-moving call carries an idempotency key; the bank acts at most once per key and answers a
+    repeated call with the first result. Calls may raise GatewayUnavailable or GatewayTimeout."""
+
     def tokenize(self, card: CardDetails) -> CardToken: ...
 
-    def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
-        """Charge once per idempotency key: a repeated call returns the first result, never a second debit."""
+    def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult: ...
+
+    def charge_outcome(self, *, idempotency_key: str) -> ChargeResult | None:
+        """What the bank did for this key, or None if it has no record of it."""
         ...
+
+    def refund(self, *, charge_reference: str, amount: int, idempotency_key: str) -> RefundResult: ...
+
+    def refund_outcome(self, *, idempotency_key: str) -> RefundResult | None: ...
 
 
 # What the shopper and staff read for each decline code. Gateways map their own codes onto these.
@@ -59,6 +80,8 @@ DECLINE_MESSAGES = {
     "stolen_card": "Your card was declined (reported stolen). Please contact your bank.",
     "fraudulent": "This payment was blocked by our fraud checks.",
     "processing_error": "We could not reach your bank. No money was taken.",
+    "amount_limit": "This amount is above what we can take in one payment.",
+    "velocity_limit": "Too many payments with this card in a short time. Please try again later.",
 }
 
 

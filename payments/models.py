@@ -2,7 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class PaymentStatus(models.TextChoices):
@@ -46,6 +46,9 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 
 # The shopper's question is "did I pay?": these states answer it, so the wait page stops waiting.
 OUTCOME_STATUSES = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+# Not yet answered: the reconciler keeps looking at payments in these states until they leave them.
+UNSETTLED_STATUSES = frozenset({S.PENDING, S.PROCESSING, S.UNKNOWN})
+REFUNDABLE_STATUSES = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED})
 
 
 class Actor(models.TextChoices):
@@ -82,12 +85,20 @@ class Payment(models.Model):
     card_last4 = models.CharField(max_length=4)
     card_exp_month = models.PositiveSmallIntegerField()
     card_exp_year = models.PositiveSmallIntegerField()
+    # HMAC of the number under our own key: tells two payments with one card apart from others (velocity,
+    # block list) without being reversible to the number.
+    card_fingerprint = models.CharField(max_length=64, db_index=True)
 
     failure_code = models.CharField(max_length=40, blank=True)
     decline_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)
     gateway_reference = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    amount_captured = models.PositiveBigIntegerField(default=0)
+    amount_refunded = models.PositiveBigIntegerField(default=0)
+    # When the reconciler should look at this payment again if it is still unsettled: the grace before a
+    # pending payment's job is presumed lost, the lease of the worker holding it, or the next settle try.
+    recheck_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -101,8 +112,15 @@ class Payment(models.Model):
                 condition=Q(owner_user__isnull=False) | Q(owner_guest_id__isnull=False),
                 name="payment_has_owner",
             ),
+            models.CheckConstraint(
+                condition=Q(amount_captured__lte=F("amount")) & Q(amount_refunded__lte=F("amount_captured")),
+                name="payment_refunds_within_capture",
+            ),
         ]
-        indexes = [models.Index(fields=["status", "updated_at"], name="payment_status_updated")]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="payment_status_updated"),
+            models.Index(fields=["status", "recheck_at"], name="payment_status_recheck"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} {self.amount} {self.currency} {self.status}"
@@ -116,6 +134,10 @@ class Payment(models.Model):
     @property
     def has_outcome(self) -> bool:
         return self.status in OUTCOME_STATUSES
+
+    @property
+    def amount_refundable(self) -> int:
+        return self.amount_captured - self.amount_refunded
 
 
 class PaymentEvent(models.Model):
@@ -138,3 +160,74 @@ class PaymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payment_id}#{self.seq} {self.from_status or '∅'}→{self.to_status}"
+
+
+class RefundStatus(models.TextChoices):
+    """Every state a refund can be in.
+
+    pending     recorded and queued for a worker
+    processing  a worker is asking the bank to give the money back
+    succeeded   the bank credited the card; the payment's refunded amount includes it
+    failed      the bank refused; nothing was credited
+    unknown     the bank's answer never came; reconciliation asks it again with the same key
+    """
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+R = RefundStatus
+
+ALLOWED_REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    R.PENDING: frozenset({R.PROCESSING}),
+    R.PROCESSING: frozenset({R.SUCCEEDED, R.FAILED, R.UNKNOWN}),
+    R.UNKNOWN: frozenset({R.SUCCEEDED, R.FAILED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
+}
+UNSETTLED_REFUND_STATUSES = frozenset({R.PENDING, R.PROCESSING, R.UNKNOWN})
+
+
+class Refund(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.PositiveBigIntegerField(help_text="In the payment currency's minor units.")
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    reason = models.CharField(max_length=255, blank=True)
+    actor = models.CharField(max_length=20, choices=Actor.choices)
+    failure_code = models.CharField(max_length=40, blank=True)
+    failure_message = models.CharField(max_length=255, blank=True)
+    gateway_reference = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    recheck_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_known"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+        indexes = [models.Index(fields=["status", "recheck_at"], name="refund_status_recheck")]
+
+    def __str__(self) -> str:
+        return f"refund {self.id} {self.amount} {self.status}"
+
+    @property
+    def gateway_idempotency_key(self) -> str:
+        return f"refund-{self.id}"
+
+
+class BlockedCard(models.Model):
+    """The risk block list: a payment with a card whose fingerprint is here fails before the bank is asked."""
+
+    card_fingerprint = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.card_fingerprint[:12]}… ({self.reason})"

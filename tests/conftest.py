@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 import socket
 import subprocess
 import sys
@@ -16,8 +17,8 @@ from django.db import connection
 
 from checkout.models import Product
 from payments.cards import validate_card
-from payments.gateway import get_gateway
 from payments.models import Actor, Payment
+from payments.services.cards import card_tokenize
 from payments.services.payments import payment_create
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -60,13 +61,13 @@ def make_payment(db):
     """Record a pending payment the way the checkout does (tokenized card, after-commit enqueue)."""
 
     def make(number: str = VISA_OK, amount: int = 2400, currency: str = "USD", guest_id=None) -> Payment:
-        import uuid
-
-        card = validate_card(number=number, exp_month=12, exp_year=2030, cvc="123")
+        card = validate_card(
+            number=number, exp_month=12, exp_year=2030, cvc="1234" if number[:2] in ("34", "37") else "123"
+        )
         return payment_create(
             amount=amount,
             currency=currency,
-            card=get_gateway().tokenize(card),
+            card=card_tokenize(card),
             actor=Actor.API,
             owner_guest_id=guest_id or uuid.uuid4(),
         )

@@ -1,7 +1,8 @@
 """The sandbox bank: behaves like a card gateway, with test cards that produce each outcome.
 
-The test cards are documented in docs/test-cards.md. A charge is recorded once per idempotency key; asking
-again with the same key returns the recorded answer.
+Every money-moving call is recorded once per idempotency key, in the same transaction as the ledger entry
+it makes, so a repeated or concurrent call with one key debits (or credits) at most once and gets the first
+answer back.
 """
 
 from __future__ import annotations
@@ -12,28 +13,34 @@ import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils.crypto import salted_hmac
 
 from payments.cards import CardDetails
-from payments.gateway import CardToken, ChargeResult
-from payments.sandbox.models import Charge, VaultCard
+from payments.gateway import CardToken, ChargeResult, GatewayTimeout, GatewayUnavailable, RefundResult
+from payments.sandbox import behaviours
+from payments.sandbox.models import Account, Charge, FailedAttempt, LedgerEntry, Refund, VaultCard
 
-# Test card number → behaviour. Any other valid card is approved.
-TEST_CARD_BEHAVIOURS = {
-    "4000000000000002": "card_declined",
-    "4000000000009995": "insufficient_funds",
-    "4000000000000069": "expired_card",
-    "4000000000000127": "incorrect_cvc",
-    "4000000000009987": "lost_card",
-    "4000000000009979": "stolen_card",
-}
-APPROVE = "approve"
+
+def _charge_result(charge: Charge) -> ChargeResult:
+    return ChargeResult(approved=charge.approved, reference=charge.reference, decline_code=charge.decline_code)
+
+
+def _refund_result(refund: Refund) -> RefundResult:
+    return RefundResult(approved=refund.approved, reference=refund.reference, failure_code=refund.failure_code)
 
 
 class SandboxGateway:
     def tokenize(self, card: CardDetails) -> CardToken:
+        behaviour = behaviours.behaviour_for(card.number)
+        account_key = salted_hmac("payments.sandbox.account", card.number, algorithm="sha256").hexdigest()
+        account, _ = Account.objects.get_or_create(
+            account_key=account_key, defaults={"balance": behaviours.opening_balance(behaviour)}
+        )
         vault_card = VaultCard.objects.create(
             token=f"tok_{secrets.token_hex(12)}",
-            behaviour=TEST_CARD_BEHAVIOURS.get(card.number, APPROVE),
+            account=account,
+            behaviour=behaviour,
             brand=card.brand,
             last4=card.last4,
             exp_month=card.exp_month,
@@ -47,37 +54,106 @@ class SandboxGateway:
             exp_year=vault_card.exp_year,
         )
 
+    # --- charges ----------------------------------------------------------------------------------------
     def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
         self._simulate_latency()
         existing = Charge.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None:
-            existing = self._record_charge(token, amount, currency, idempotency_key)
-        return ChargeResult(
-            approved=existing.approved, reference=existing.reference, decline_code=existing.decline_code
-        )
-
-    def _record_charge(self, token: str, amount: int, currency: str, idempotency_key: str) -> Charge:
+        if existing is not None:
+            return _charge_result(existing)
         card = VaultCard.objects.get(token=token)
-        declined = card.behaviour != APPROVE
+        if card.behaviour == behaviours.SLOW:
+            time.sleep(settings.SANDBOX_SLOW_CARD_MS / 1000)
+        if card.behaviour == behaviours.TRANSIENT_TWICE and self._fail_this_attempt(idempotency_key):
+            raise GatewayUnavailable("sandbox: simulated connection failure (nothing was charged)")
+        charge = self._record_charge(card, amount, currency, idempotency_key)
+        if card.behaviour == behaviours.ANSWER_LOST:
+            raise GatewayTimeout("sandbox: the bank charged, but its answer was lost on the way back")
+        return _charge_result(charge)
+
+    def charge_outcome(self, *, idempotency_key: str) -> ChargeResult | None:
+        self._simulate_latency()
+        existing = Charge.objects.filter(idempotency_key=idempotency_key).first()
+        return _charge_result(existing) if existing else None
+
+    def _record_charge(self, card: VaultCard, amount: int, currency: str, idempotency_key: str) -> Charge:
         try:
             with transaction.atomic():
-                return Charge.objects.create(
+                account = Account.objects.select_for_update().get(pk=card.account_id)
+                if card.behaviour in behaviours.DECLINES:
+                    approved, decline_code = False, card.behaviour
+                elif amount > account.balance:
+                    approved, decline_code = False, "insufficient_funds"
+                else:
+                    approved, decline_code = True, ""
+                charge = Charge.objects.create(
                     idempotency_key=idempotency_key,
                     card=card,
                     amount=amount,
                     currency=currency,
-                    approved=not declined,
-                    decline_code=card.behaviour if declined else "",
+                    approved=approved,
+                    decline_code=decline_code,
                     reference=f"ch_{secrets.token_hex(10)}",
                 )
+                if approved:
+                    account.balance -= amount
+                    account.save(update_fields=["balance"])
+                    LedgerEntry.objects.create(
+                        account=account, kind=LedgerEntry.Kind.DEBIT, amount=amount, charge=charge
+                    )
+                return charge
         except IntegrityError:
-            # Two calls with one key raced; the bank keeps the first answer and gives it to both.
+            # Two calls with one key raced; the bank keeps the first answer (and its one debit) for both.
             return Charge.objects.get(idempotency_key=idempotency_key)
+
+    # --- refunds ----------------------------------------------------------------------------------------
+    def refund(self, *, charge_reference: str, amount: int, idempotency_key: str) -> RefundResult:
+        self._simulate_latency()
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _refund_result(existing)
+        try:
+            with transaction.atomic():
+                charge = Charge.objects.select_for_update().get(reference=charge_reference)
+                already = charge.refunds.filter(approved=True).aggregate(total=Sum("amount"))["total"] or 0
+                approved = charge.approved and already + amount <= charge.amount
+                refund = Refund.objects.create(
+                    idempotency_key=idempotency_key,
+                    charge=charge,
+                    amount=amount,
+                    approved=approved,
+                    failure_code="" if approved else "refund_exceeds_charge",
+                    reference=f"re_{secrets.token_hex(10)}",
+                )
+                if approved:
+                    account = Account.objects.select_for_update().get(pk=charge.card.account_id)
+                    account.balance += amount
+                    account.save(update_fields=["balance"])
+                    LedgerEntry.objects.create(
+                        account=account, kind=LedgerEntry.Kind.CREDIT, amount=amount, refund=refund
+                    )
+                return _refund_result(refund)
+        except IntegrityError:
+            return _refund_result(Refund.objects.get(idempotency_key=idempotency_key))
+
+    def refund_outcome(self, *, idempotency_key: str) -> RefundResult | None:
+        self._simulate_latency()
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        return _refund_result(existing) if existing else None
+
+    # --- simulation -------------------------------------------------------------------------------------
+    @staticmethod
+    def _fail_this_attempt(idempotency_key: str) -> bool:
+        with transaction.atomic():
+            attempt, _ = FailedAttempt.objects.select_for_update().get_or_create(idempotency_key=idempotency_key)
+            if attempt.count >= behaviours.TRANSIENT_FAILURES:
+                return False
+            attempt.count += 1
+            attempt.save(update_fields=["count"])
+            return True
 
     @staticmethod
     def _simulate_latency() -> None:
-        base = settings.SANDBOX_LATENCY_MS
-        jitter = settings.SANDBOX_LATENCY_JITTER_MS
-        delay_ms = max(0, base + random.randint(-jitter, jitter)) if base else 0  # noqa: S311
+        base, jitter = settings.SANDBOX_LATENCY_MS, settings.SANDBOX_LATENCY_JITTER_MS
+        delay_ms = max(0, base + random.randint(-jitter, jitter)) if base else 0  # noqa: S311 - not crypto
         if delay_ms:
             time.sleep(delay_ms / 1000)

@@ -1,14 +1,30 @@
 """The sandbox bank's own records: in production these live at the provider, not in our database.
 
-The vault keeps what the bank needs to act on a token (which test behaviour the card has) and what we may
-show; the card number and CVC are never stored, here or anywhere.
+The card number is never stored, here or anywhere: an account is found by an HMAC of the number under the
+bank's own key, and the vault keeps which test behaviour a token has.
 """
 
 from django.db import models
+from django.db.models import Q
+
+
+class Account(models.Model):
+    """One per card number: the balance a charge debits and a refund credits (in minor units)."""
+
+    account_key = models.CharField(max_length=64, unique=True)
+    balance = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(balance__gte=0), name="sandbox_balance_not_negative")]
+
+    def __str__(self) -> str:
+        return f"account {self.account_key[:10]}… balance {self.balance}"
 
 
 class VaultCard(models.Model):
     token = models.CharField(max_length=64, primary_key=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="cards")
     behaviour = models.CharField(max_length=40)
     brand = models.CharField(max_length=20)
     last4 = models.CharField(max_length=4)
@@ -33,4 +49,53 @@ class Charge(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"{self.reference} {self.amount} {self.currency} {'approved' if self.approved else self.decline_code}"
+        outcome = "approved" if self.approved else self.decline_code
+        return f"{self.reference} {self.amount} {self.currency} {outcome}"
+
+
+class Refund(models.Model):
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.PositiveBigIntegerField()
+    approved = models.BooleanField()
+    failure_code = models.CharField(max_length=40, blank=True)
+    reference = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.amount} {'approved' if self.approved else self.failure_code}"
+
+
+class LedgerEntry(models.Model):
+    """Every movement of money on an account: debits from charges, credits from refunds."""
+
+    class Kind(models.TextChoices):
+        DEBIT = "debit"
+        CREDIT = "credit"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    amount = models.PositiveBigIntegerField()
+    charge = models.ForeignKey(Charge, null=True, on_delete=models.PROTECT, related_name="+")
+    refund = models.ForeignKey(Refund, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # A charge debits once and a refund credits once, whatever the callers retry.
+            models.UniqueConstraint(fields=["charge"], condition=Q(charge__isnull=False), name="ledger_one_debit"),
+            models.UniqueConstraint(fields=["refund"], condition=Q(refund__isnull=False), name="ledger_one_credit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} on account {self.account_id}"
+
+
+class FailedAttempt(models.Model):
+    """Calls the sandbox failed on purpose for a key (the transient test card), so it fails only twice."""
+
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    count = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key}: failed {self.count}×"

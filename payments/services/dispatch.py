@@ -1,3 +1,5 @@
+"""Putting payment and refund jobs on the queue. Jobs carry an id only: no card data ever reaches Redis."""
+
 from __future__ import annotations
 
 import logging
@@ -5,26 +7,59 @@ import logging
 import django_rq
 from django.conf import settings
 from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
 PAYMENTS_QUEUE = "payments"
+PAYMENT_JOB = "payments.jobs.payment_process_job"
+REFUND_JOB = "payments.jobs.refund_process_job"
 
 
-def payment_enqueue(*, payment_id) -> None:
-    """Put the payment's job on the queue. Runs after commit.
+def payment_job_id(payment_id) -> str:
+    return f"payment-{payment_id}"
 
-    The job carries only the payment id: no card data ever reaches Redis. If Redis is down the payment is
-    still safely recorded as pending; we log and let the shopper have their 202.
+
+def refund_job_id(refund_id) -> str:
+    return f"refund-{refund_id}"
+
+
+def _job_status(job_id: str, connection) -> JobStatus | None:
+    try:
+        return Job.fetch(job_id, connection=connection).get_status(refresh=False)
+    except NoSuchJobError:
+        return None
+
+
+def _enqueue(func: str, object_id, job_id: str, *, unless_queued: bool) -> bool:
+    """Enqueue; on a Redis failure log and return False (the record is durable; the reconciler re-drives).
+
+    One job id per object, so the reconciler can see whether a job is still waiting. A job that runs twice
+    is harmless (every job re-checks the state it finds) but wasteful, hence `unless_queued`.
     """
     try:
-        django_rq.get_queue(PAYMENTS_QUEUE).enqueue(
-            "payments.jobs.payment_process_job",
-            str(payment_id),
+        queue = django_rq.get_queue(PAYMENTS_QUEUE)
+        if unless_queued and _job_status(job_id, queue.connection) in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+            return False
+        queue.enqueue(
+            func,
+            str(object_id),
+            job_id=job_id,
             job_timeout=settings.PAYMENTS_JOB_TIMEOUT,
             result_ttl=24 * 3600,
             failure_ttl=7 * 24 * 3600,
-            description=f"process payment {payment_id}",
+            description=f"{func.rsplit('.', 1)[1]} {object_id}",
         )
+        return True
     except RedisError:
-        logger.exception("could not enqueue payment %s; it stays pending until re-driven", payment_id)
+        logger.exception("could not enqueue %s; it is re-driven by the reconciler", job_id)
+        return False
+
+
+def payment_enqueue(*, payment_id, unless_queued: bool = False) -> bool:
+    return _enqueue(PAYMENT_JOB, payment_id, payment_job_id(payment_id), unless_queued=unless_queued)
+
+
+def refund_enqueue(*, refund_id, unless_queued: bool = False) -> bool:
+    return _enqueue(REFUND_JOB, refund_id, refund_job_id(refund_id), unless_queued=unless_queued)

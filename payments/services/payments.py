@@ -1,15 +1,21 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 import uuid
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 
-from payments.gateway import CardToken, GatewayUnavailable, decline_message, get_gateway
+from payments.currencies import validate_amount
+from payments.gateway import ChargeResult, GatewayError, GatewayUnavailable, decline_message, get_gateway
 from payments.models import Actor, Payment, PaymentEvent, PaymentStatus
+from payments.services.cards import TokenizedCard
 from payments.services.dispatch import payment_enqueue
-from payments.services.transitions import TransitionNotAllowed, payment_transition
+from payments.services.risk import payment_risk_assess
+from payments.services.transitions import TransitionNotAllowed, payment_transition, recheck_at_for
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +24,7 @@ def payment_create(
     *,
     amount: int,
     currency: str,
-    card: CardToken,
+    card: TokenizedCard,
     actor: str,
     owner_user=None,
     owner_guest_id: uuid.UUID | None = None,
@@ -27,9 +33,11 @@ def payment_create(
 ) -> Payment:
     """Record a pending payment and queue it for a worker once the record is committed.
 
-    The enqueue waits for the commit so that a worker can never pick up a payment it cannot yet read,
-    and so that a rolled-back checkout leaves no job behind.
+    The enqueue waits for the commit so that a worker can never pick up a payment it cannot yet read, and a
+    rolled-back checkout leaves no job behind. If the enqueue fails, the payment is still durable and the
+    reconciler re-drives it after PAYMENTS_PENDING_GRACE.
     """
+    validate_amount(amount, currency)
     with transaction.atomic():
         payment = Payment.objects.create(
             order=order,
@@ -40,11 +48,13 @@ def payment_create(
             description=description,
             status=PaymentStatus.PENDING,
             seq=1,
+            recheck_at=recheck_at_for(PaymentStatus.PENDING),
             card_token=card.token,
             card_brand=card.brand,
             card_last4=card.last4,
             card_exp_month=card.exp_month,
             card_exp_year=card.exp_year,
+            card_fingerprint=card.fingerprint,
         )
         PaymentEvent.objects.create(
             payment=payment,
@@ -58,70 +68,146 @@ def payment_create(
     return payment
 
 
-def payment_process(*, payment_id) -> Payment:
-    """The worker's job: risk and the bank call, in two short transactions around the slow part.
+def payment_cancel(*, payment_id, actor: str, reason: str = "canceled") -> Payment:
+    """pending → canceled; refused (TransitionNotAllowed) once a worker has taken the payment."""
+    return payment_transition(payment_id=payment_id, to_status=PaymentStatus.CANCELED, actor=actor, reason=reason)
 
-    tx 1 takes the payment (pending → processing); the gateway call runs outside any transaction, so no
-    row lock is held while the bank thinks; tx 2 records the answer. Safe to run twice: a payment that is
-    no longer pending is left as it is.
+
+def payment_process(*, payment_id, actor: str = Actor.WORKER) -> Payment:
+    """The job for a payment, whatever state it is found in; safe to run any number of times.
+
+    pending: risk checks, then tx 1 (pending → processing), then the bank call outside any transaction, then
+    tx 2 records the answer. unknown: settle it by asking the bank. Anything else: nothing to do (a live
+    worker holds it, or it is final).
     """
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.status == PaymentStatus.PENDING:
+        return _process_pending(payment, actor)
+    if payment.status == PaymentStatus.UNKNOWN:
+        return _settle_unknown(payment, actor)
+    logger.info("payment %s is %s; nothing to do", payment_id, payment.status)
+    return payment
+
+
+def _process_pending(payment: Payment, actor: str) -> Payment:
+    refusal = payment_risk_assess(payment)  # reads only, outside any transaction
     try:
-        payment = payment_transition(
-            payment_id=payment_id,
-            to_status=PaymentStatus.PROCESSING,
-            actor=Actor.WORKER,
-            reason="worker took the payment",
+        # Taking the payment and recording a risk refusal commit together: a worker that dies in between
+        # leaves it pending (and re-driven), never processing with no bank call that should be made.
+        with transaction.atomic():
+            payment = payment_transition(
+                payment_id=payment.pk, to_status=PaymentStatus.PROCESSING, actor=actor, reason="worker took it"
+            )
+            if refusal is not None:
+                return payment_transition(
+                    payment_id=payment.pk,
+                    to_status=PaymentStatus.FAILED,
+                    actor=actor,
+                    reason=f"risk: {refusal.rule}",
+                    data={"risk_rule": refusal.rule, "detail": refusal.detail},
+                    changes={
+                        "failure_code": "risk_declined",
+                        "decline_code": refusal.decline_code,
+                        "failure_message": decline_message(refusal.decline_code),
+                    },
+                )
+    except TransitionNotAllowed as refused:
+        logger.info("payment %s was taken or ended meanwhile (%s)", payment.pk, refused.obj.status)
+        return refused.obj
+
+    try:
+        result, tries = _charge_with_retries(payment)
+    except GatewayUnavailable as error:
+        # Every try failed before reaching the bank, so nothing was charged: failing is the honest answer.
+        return _record(
+            payment,
+            PaymentStatus.FAILED,
+            actor,
+            reason=f"gateway unavailable: {error}",
+            failure_code="processing_error",
+            decline_code="",
+        )
+    except Exception as error:  # GatewayTimeout, the job's own timeout, anything: we cannot know
+        logger.warning("payment %s: no answer from the gateway (%r); outcome unknown", payment.pk, error)
+        return _record(payment, PaymentStatus.UNKNOWN, actor, reason=f"no answer from the gateway: {error!r}")
+    return _record_charge_result(payment, result, actor, tries=tries)
+
+
+def _settle_unknown(payment: Payment, actor: str) -> Payment:
+    """Ask the bank what it did with this payment's key; if it has no record, ask it to charge with the same
+    key, which it does at most once: so a call still in flight from a lost worker can never make it twice."""
+    gateway = get_gateway()
+    try:
+        result = gateway.charge_outcome(idempotency_key=payment.gateway_idempotency_key)
+        tries = 0
+        if result is None:
+            result, tries = _charge_with_retries(payment)
+    except Exception as error:
+        logger.warning("payment %s: still no answer (%r); asking again later", payment.pk, error)
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.UNKNOWN).update(
+            recheck_at=recheck_at_for(PaymentStatus.UNKNOWN)
+        )
+        return payment
+    return _record_charge_result(payment, result, actor, tries=tries, reason_prefix="settled: ")
+
+
+def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
+    gateway = get_gateway()
+    retries = settings.PAYMENTS_GATEWAY_RETRIES
+    for attempt in range(retries + 1):
+        try:
+            result = gateway.charge(
+                token=payment.card_token,
+                amount=payment.amount,
+                currency=payment.currency,
+                idempotency_key=payment.gateway_idempotency_key,
+            )
+            return result, attempt + 1
+        except GatewayUnavailable:
+            if attempt == retries:
+                raise
+            delay = min(settings.PAYMENTS_GATEWAY_BACKOFF_CAP, settings.PAYMENTS_GATEWAY_BACKOFF_BASE * 2**attempt)
+            delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter spreads retries, it guards nothing
+            logger.info("payment %s: gateway unavailable, retry %d in %.2f s", payment.pk, attempt + 1, delay)
+            time.sleep(delay)
+    raise GatewayError("unreachable")  # the loop returns or raises
+
+
+def _record_charge_result(payment, result: ChargeResult, actor, *, tries: int, reason_prefix: str = "") -> Payment:
+    if result.approved:
+        return _record(
+            payment,
+            PaymentStatus.SUCCEEDED,
+            actor,
+            reason=f"{reason_prefix}charged",
+            data={"gateway_tries": tries},
+            changes={"gateway_reference": result.reference, "amount_captured": payment.amount},
+        )
+    return _record(
+        payment,
+        PaymentStatus.FAILED,
+        actor,
+        reason=f"{reason_prefix}declined: {result.decline_code}",
+        data={"gateway_tries": tries},
+        failure_code="card_declined",
+        decline_code=result.decline_code,
+        changes={"gateway_reference": result.reference},
+    )
+
+
+def _record(payment, to_status, actor, *, reason, data=None, changes=None, failure_code="", decline_code=""):
+    """tx 2: write the outcome, unless someone (the reconciler, another worker) already did."""
+    changes = dict(changes or {})
+    if failure_code:
+        changes |= {
+            "failure_code": failure_code,
+            "decline_code": decline_code,
+            "failure_message": decline_message(decline_code or failure_code),
+        }
+    try:
+        return payment_transition(
+            payment_id=payment.pk, to_status=to_status, actor=actor, reason=reason, data=data, changes=changes
         )
     except TransitionNotAllowed as refused:
-        logger.info("payment %s is %s; nothing to do", payment_id, refused.payment.status)
-        return refused.payment
-
-    try:
-        result = get_gateway().charge(
-            token=payment.card_token,
-            amount=payment.amount,
-            currency=payment.currency,
-            idempotency_key=payment.gateway_idempotency_key,
-        )
-    except GatewayUnavailable:
-        # The request never reached the bank, so nothing was charged: failing is the honest answer.
-        return payment_transition(
-            payment_id=payment_id,
-            to_status=PaymentStatus.FAILED,
-            actor=Actor.WORKER,
-            reason="gateway unavailable",
-            changes={
-                "failure_code": "processing_error",
-                "failure_message": decline_message("processing_error"),
-            },
-        )
-    except Exception:
-        # Anything else and we cannot know whether the bank charged: say so, never "failed".
-        logger.exception("gateway call for payment %s ended without an answer", payment_id)
-        return payment_transition(
-            payment_id=payment_id,
-            to_status=PaymentStatus.UNKNOWN,
-            actor=Actor.WORKER,
-            reason="gateway answer not received",
-        )
-
-    if result.approved:
-        return payment_transition(
-            payment_id=payment_id,
-            to_status=PaymentStatus.SUCCEEDED,
-            actor=Actor.WORKER,
-            reason="charged",
-            changes={"gateway_reference": result.reference},
-        )
-    return payment_transition(
-        payment_id=payment_id,
-        to_status=PaymentStatus.FAILED,
-        actor=Actor.WORKER,
-        reason=f"declined: {result.decline_code}",
-        changes={
-            "gateway_reference": result.reference,
-            "failure_code": "card_declined",
-            "decline_code": result.decline_code,
-            "failure_message": decline_message(result.decline_code),
-        },
-    )
+        logger.info("payment %s already %s; not recording %s", payment.pk, refused.obj.status, to_status)
+        return refused.obj

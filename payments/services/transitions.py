@@ -1,20 +1,48 @@
+"""The one way a payment's (or a refund's) status changes."""
+
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from payments.models import ALLOWED_TRANSITIONS, Payment, PaymentEvent, PaymentStatus
+from checkout.orders import order_apply_payment_status
+from payments.models import (
+    ALLOWED_REFUND_TRANSITIONS,
+    ALLOWED_TRANSITIONS,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
 from payments.realtime import payment_push_status
 from payments.selectors import payment_status_payload
 
 
 class TransitionNotAllowed(Exception):
-    def __init__(self, payment: Payment, to_status: str):
-        super().__init__(f"payment {payment.id}: {payment.status} → {to_status} is not allowed")
-        self.payment = payment
+    def __init__(self, obj, to_status: str):
+        super().__init__(f"{type(obj).__name__} {obj.pk}: {obj.status} → {to_status} is not allowed")
+        self.obj = obj
         self.to_status = to_status
+
+    @property
+    def payment(self):
+        return self.obj
+
+
+def recheck_at_for(status: str):
+    """When the reconciler should look again at something that has just entered `status` (None: never)."""
+    seconds = {
+        PaymentStatus.PENDING: settings.PAYMENTS_PENDING_GRACE,
+        PaymentStatus.PROCESSING: settings.PAYMENTS_PROCESSING_LEASE,
+        PaymentStatus.UNKNOWN: settings.PAYMENTS_SETTLE_RETRY,
+    }.get(status)
+    return timezone.now() + timedelta(seconds=seconds) if seconds is not None else None
 
 
 def payment_transition(
@@ -26,13 +54,10 @@ def payment_transition(
     data: dict[str, Any] | None = None,
     changes: dict[str, Any] | None = None,
 ) -> Payment:
-    """The one way a payment's status changes.
-
-    Locks the row, re-checks the move against ALLOWED_TRANSITIONS *after* locking (another worker may
-    have moved it while we waited), saves only what changed, appends the numbered PaymentEvent, and
-    pushes the new status document once the transaction has committed, so no one is told of a state
-    that could still roll back.
-    """
+    """Locks the row, re-checks the move against ALLOWED_TRANSITIONS *after* locking (another worker may
+    have moved it while we waited), saves only what changed, appends the numbered PaymentEvent, moves the
+    order along in the same transaction, and pushes the new status document once committed, so no one is
+    told of a state that could still roll back."""
     changes = changes or {}
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
@@ -42,11 +67,12 @@ def payment_transition(
 
         payment.status = to_status
         payment.seq += 1
+        payment.recheck_at = recheck_at_for(to_status)
         if to_status == PaymentStatus.PROCESSING:
             payment.attempts += 1
         for name, value in changes.items():
             setattr(payment, name, value)
-        payment.save(update_fields=["status", "seq", "attempts", "updated_at", *changes])
+        payment.save(update_fields=["status", "seq", "attempts", "recheck_at", "updated_at", *changes])
 
         PaymentEvent.objects.create(
             payment=payment,
@@ -57,5 +83,45 @@ def payment_transition(
             reason=reason,
             data=data or {},
         )
+        if payment.order_id:
+            order_apply_payment_status(order_id=payment.order_id, payment_status=to_status)
         transaction.on_commit(partial(payment_push_status, payment_status_payload(payment)))
     return payment
+
+
+def refund_transition(
+    *, refund_id, to_status: str, actor: str, reason: str = "", changes: dict[str, Any] | None = None
+) -> Refund:
+    """The refund counterpart of payment_transition. A refund that succeeds adds its amount to the payment's
+    refunded total and moves the payment to partially_refunded or refunded, in the same transaction.
+
+    Locks are always taken payment first, then refund (as refund_create does), so the two cannot deadlock.
+    """
+    changes = changes or {}
+    payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if to_status not in ALLOWED_REFUND_TRANSITIONS[refund.status]:
+            raise TransitionNotAllowed(refund, to_status)
+        refund.status = to_status
+        refund.recheck_at = recheck_at_for(to_status)
+        if to_status == RefundStatus.PROCESSING:
+            refund.attempts += 1
+        for name, value in changes.items():
+            setattr(refund, name, value)
+        refund.save(update_fields=["status", "attempts", "recheck_at", "updated_at", *changes])
+
+        if to_status == RefundStatus.SUCCEEDED:
+            refunded = payment.amount_refunded + refund.amount
+            payment_transition(
+                payment_id=payment.pk,
+                to_status=PaymentStatus.REFUNDED
+                if refunded == payment.amount_captured
+                else PaymentStatus.PARTIALLY_REFUNDED,
+                actor=actor,
+                reason=reason or "refund succeeded",
+                data={"refund_id": str(refund.pk), "amount": refund.amount},
+                changes={"amount_refunded": refunded},
+            )
+    return refund

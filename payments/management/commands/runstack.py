@@ -1,4 +1,5 @@
-"""Run the whole app in the foreground: Redis (embedded when none answers), daphne, and RQ workers.
+"""Run the whole app in the foreground: Redis (embedded when none answers), daphne, RQ workers and the
+reconciler.
 
 Ctrl-C or SIGTERM stops every process this command started, the embedded Redis-compatible server
 included, and a worker that dies is started again (a payment it held is re-driven, never lost).
@@ -67,6 +68,7 @@ class Command(BaseCommand):
                 restart=False,
             ),
         ]
+        children.append(Child("reconciler", [python, "manage.py", "payments_reconciler"], restart=True))
         for number in range(1, workers + 1):
             children.append(
                 Child(

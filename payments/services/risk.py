@@ -1,0 +1,53 @@
+"""Risk checks run before the bank is asked (the story's "multiple internal APIs"): a block list, an amount
+limit per currency, and velocity per card. Reads only; the caller records the decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+
+from django.conf import settings
+from django.utils import timezone
+
+from payments.cards import card_fingerprint
+from payments.currencies import currency_exponent
+from payments.models import BlockedCard, Payment
+
+DEFAULT_LIMIT_MAJOR_UNITS = 5_000
+
+
+@dataclass(frozen=True)
+class RiskRefusal:
+    decline_code: str  # what the shopper and the API see
+    rule: str  # which check said no, for staff
+    detail: str
+
+
+@cache
+def _blocked_test_card_fingerprints(key: str) -> frozenset[str]:
+    return frozenset(card_fingerprint(number) for number in settings.RISK_BLOCKED_TEST_CARDS)
+
+
+def payment_risk_assess(payment: Payment) -> RiskRefusal | None:
+    fingerprint = payment.card_fingerprint
+    if fingerprint in _blocked_test_card_fingerprints(settings.CARD_FINGERPRINT_KEY) or (
+        BlockedCard.objects.filter(card_fingerprint=fingerprint).exists()
+    ):
+        return RiskRefusal("fraudulent", "block_list", "The card is on the block list.")
+
+    limit = settings.RISK_AMOUNT_LIMITS.get(
+        payment.currency, DEFAULT_LIMIT_MAJOR_UNITS * 10 ** currency_exponent(payment.currency)
+    )
+    if payment.amount > limit:
+        return RiskRefusal("amount_limit", "amount_limit", f"{payment.amount} is above the limit of {limit}.")
+
+    since = timezone.now() - timedelta(seconds=settings.RISK_VELOCITY_WINDOW)
+    recent = Payment.objects.filter(card_fingerprint=fingerprint, created_at__gte=since).exclude(pk=payment.pk).count()
+    if recent >= settings.RISK_VELOCITY_MAX:
+        return RiskRefusal(
+            "velocity_limit",
+            "velocity",
+            f"{recent} other payments with this card in {settings.RISK_VELOCITY_WINDOW} s.",
+        )
+    return None
