@@ -24,9 +24,10 @@ class OrderLineInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("number", "email", "display_total", "created_at")
+    list_display = ("number", "status", "email", "display_total", "created_at")
+    list_filter = ("status",)
     search_fields = ("number", "email")
-    readonly_fields = ("number", "email", "total", "currency", "created_at")
+    readonly_fields = ("number", "status", "email", "total", "currency", "created_at")
     inlines = [OrderLineInline]
 
     @admin.display(description="Total", ordering="total")

@@ -4,6 +4,7 @@ Development defaults are safe only with DJANGO_DEBUG on; with it off, the secret
 come from the environment or start-up stops with a message that says which one is missing.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -93,8 +94,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not :memory:, so that the real server and worker processes the integration tests start
-    # can open the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # can open the same test database (they are told its path); one per test run, so that two runs at
+    # once do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

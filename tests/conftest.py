@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,21 +110,52 @@ class LiveStack:
         self.processes.append(process)
         return process
 
+    def _manage(self, name: str, *args: str) -> subprocess.Popen:
+        return self._spawn(name, [sys.executable, "manage.py", *args])
+
     def run_worker_burst(self, *, timeout: float = 60) -> None:
         """A real RQ worker that drains the queue and exits."""
-        process = self._spawn(
+        process = self._manage(
             f"worker-burst-{len(self.processes)}",
-            [
-                sys.executable,
-                "manage.py",
-                "rqworker",
-                "payments",
-                "--burst",
-                "--worker-class",
-                "rq.worker.SimpleWorker",
-            ],
+            "rqworker",
+            "payments",
+            "--burst",
+            "--worker-class",
+            "rq.worker.SimpleWorker",
         )
         assert process.wait(timeout=timeout) == 0, self.logs()
+
+    def start_worker(self) -> subprocess.Popen:
+        """A real RQ worker that runs until stopped (or killed)."""
+        number = len(self.processes)
+        return self._manage(
+            f"worker-{number}",
+            "rqworker",
+            "payments",
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "--name",
+            f"test-worker-{os.getpid()}-{number}",
+        )
+
+    def run_reconciler_once(self, *, timeout: float = 60) -> None:
+        process = self._manage(f"reconciler-once-{len(self.processes)}", "payments_reconciler", "--once")
+        assert process.wait(timeout=timeout) == 0, self.logs()
+
+    def start_reconciler(self, *, interval: float = 0.5) -> subprocess.Popen:
+        return self._manage(f"reconciler-{len(self.processes)}", "payments_reconciler", "--interval", str(interval))
+
+    def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a management command against the stack's database and Redis, and return its output."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            env=self.env,
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def logs(self) -> str:
         return "\n".join(
@@ -144,30 +175,55 @@ class LiveStack:
 
 
 @pytest.fixture
-def live_stack(transactional_db, tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url_for_subprocesses(),
-        "REDIS_URL": settings.REDIS_URL,
-        # As `make run` runs it: static files straight from static/, no collectstatic needed.
-        "DJANGO_DEBUG": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
-    stack = LiveStack(http_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", env=env, log_dir=tmp_path)
-    stack._spawn(
-        "daphne",
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(stack.http_url + "/", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or stack.processes[0].poll() is not None:
-                stack.stop()
-                pytest.fail("daphne did not start:\n" + stack.logs())
-            time.sleep(0.2)
-    yield stack
-    stack.stop()
+def live_stack_factory(transactional_db, tmp_path):
+    """Start daphne on the test database; `env` overrides the environment of every process it starts."""
+    stacks: list[LiveStack] = []
+
+    def start(**env_overrides: str) -> LiveStack:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url_for_subprocesses(),
+            "REDIS_URL": settings.REDIS_URL,
+            # As `make run` runs it: static files straight from static/, no collectstatic needed.
+            "DJANGO_DEBUG": "true",
+            "PYTHONUNBUFFERED": "1",
+            **env_overrides,
+        }
+        log_dir = tmp_path / f"stack-{len(stacks)}"
+        log_dir.mkdir()
+        stack = LiveStack(
+            http_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", env=env, log_dir=log_dir
+        )
+        stacks.append(stack)
+        stack._spawn(
+            "daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(stack.http_url + "/", timeout=1)
+                return stack
+            except httpx.TransportError:
+                if time.monotonic() > deadline or stack.processes[0].poll() is not None:
+                    pytest.fail("daphne did not start:\n" + stack.logs())
+                time.sleep(0.2)
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture
+def live_stack(live_stack_factory):
+    return live_stack_factory()
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")

@@ -5,6 +5,7 @@ REDIS_URL is not set, an embedded Redis-compatible server is started for this ru
 A REDIS_URL that does not answer fails the run at once: nothing is skipped because a service is missing.
 """
 
+import logging
 import os
 
 import pytest
@@ -17,6 +18,9 @@ os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SANDBOX_LATENCY_MS", "0")
 os.environ.setdefault("SANDBOX_LATENCY_JITTER_MS", "0")
+
+# Every request the tests make would otherwise be logged at INFO.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 _embedded_server = None
 if os.environ.get("REDIS_URL"):

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from payments.sandbox.models import Charge, VaultCard
+from payments.sandbox.models import Account, Charge, LedgerEntry, Refund, VaultCard
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -34,3 +34,19 @@ class SandboxChargeAdmin(ReadOnlyAdmin):
 @admin.register(VaultCard)
 class VaultCardAdmin(ReadOnlyAdmin):
     list_display = ("token", "brand", "last4", "behaviour", "created_at")
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdmin):
+    list_display = ("account_key", "balance", "created_at")
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "account", "kind", "amount", "charge", "refund")
+    list_filter = ("kind",)
+
+
+@admin.register(Refund)
+class SandboxRefundAdmin(ReadOnlyAdmin):
+    list_display = ("reference", "idempotency_key", "amount", "approved", "failure_code", "created_at")

@@ -8,7 +8,6 @@ from datetime import timedelta
 from functools import cache
 
 from django.conf import settings
-from django.utils import timezone
 
 from payments.cards import card_fingerprint
 from payments.currencies import currency_exponent
@@ -42,12 +41,16 @@ def payment_risk_assess(payment: Payment) -> RiskRefusal | None:
     if payment.amount > limit:
         return RiskRefusal("amount_limit", "amount_limit", f"{payment.amount} is above the limit of {limit}.")
 
-    since = timezone.now() - timedelta(seconds=settings.RISK_VELOCITY_WINDOW)
-    recent = Payment.objects.filter(card_fingerprint=fingerprint, created_at__gte=since).exclude(pk=payment.pk).count()
+    # Attempts with this card in the window that *ends when this payment was made*: a payment is judged by
+    # what came before it, however long it waited in the queue (and whatever came after it meanwhile).
+    since = payment.created_at - timedelta(seconds=settings.RISK_VELOCITY_WINDOW)
+    recent = Payment.objects.filter(
+        card_fingerprint=fingerprint, created_at__gte=since, created_at__lt=payment.created_at
+    ).count()
     if recent >= settings.RISK_VELOCITY_MAX:
         return RiskRefusal(
             "velocity_limit",
             "velocity",
-            f"{recent} other payments with this card in {settings.RISK_VELOCITY_WINDOW} s.",
+            f"{recent} earlier payments with this card in the {settings.RISK_VELOCITY_WINDOW} s before it.",
         )
     return None

@@ -2,35 +2,18 @@
 
 import asyncio
 import json
-import re
 import zlib
 
-import httpx
 import pytest
 import websockets
 from django.db import connection
 
 from tests.conftest import VISA_DECLINED, VISA_OK
+from tests.integration.shop import Shopper
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-CVC = "737"
-
-
-def submit_checkout(client: httpx.Client, product, card_number: str) -> httpx.Response:
-    page = client.get(f"/products/{product.slug}/checkout")
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    return client.post(
-        f"/products/{product.slug}/checkout",
-        data={
-            "csrfmiddlewaretoken": csrf,
-            "email": "ada@example.com",
-            "card_number": card_number,
-            "expiry": "12/30",
-            "cvc": CVC,
-        },
-        headers={"Accept": "application/json"},
-    )
+CVC = "737"  # what Shopper types for Visa
 
 
 async def receive_until_outcome(ws_url: str, timeout: float = 30) -> list[dict]:
@@ -45,9 +28,11 @@ async def receive_until_outcome(ws_url: str, timeout: float = 30) -> list[dict]:
 
 
 def pay_and_follow(live_stack, product, card_number):
-    with httpx.Client(base_url=live_stack.http_url, timeout=10) as client:
+    shopper = Shopper(live_stack.http_url, product.slug)
+    client = shopper.client
+    try:
         # when: the shopper pays
-        accepted = submit_checkout(client, product, card_number)
+        accepted = shopper.submit(card_number)
         assert accepted.status_code == 202, accepted.text
         body = accepted.json()
         assert accepted.headers["Location"] == body["status_url"]
@@ -63,6 +48,9 @@ def pay_and_follow(live_stack, product, card_number):
 
         frames = asyncio.run(scenario())
         status = client.get(body["status_url"])
+
+    finally:
+        shopper.close()
     return frames, status
 
 
@@ -90,8 +78,7 @@ def test_a_declined_card_ends_in_a_clear_decline(live_stack, product):
 
 
 def test_a_websocket_without_a_valid_token_is_refused(live_stack, product):
-    with httpx.Client(base_url=live_stack.http_url) as client:
-        body = submit_checkout(client, product, VISA_OK).json()
+    body = Shopper(live_stack.http_url, product.slug).pay(VISA_OK)
     ws_link = body["payment"]["links"]["websocket"]
     forged = ws_link.split("?token=")[0] + "?token=forged"
 
