@@ -4,11 +4,13 @@ import json
 import signal
 import time
 
+import django_rq
 import pytest
 
 from config.embedded_redis import start_embedded_redis
 from payments.models import Payment
 from payments.sandbox.models import Charge, LedgerEntry
+from payments.services.dispatch import PAYMENT_JOB
 from tests.conftest import VISA_OK, wait_until
 from tests.integration.shop import Shopper
 
@@ -97,3 +99,30 @@ def test_redis_down_at_submit_still_answers_202_and_the_payment_is_processed_onc
         for running in (server, restarted):
             if running is not None and running.is_running():
                 running.stop()
+
+
+def test_two_worker_processes_racing_on_one_payment_charge_it_once(live_stack_factory, product):
+    # given: one pending payment with two jobs queued for it (as a re-drive racing the original would do),
+    # and a bank slow enough for the two workers to overlap
+    stack = live_stack_factory(SANDBOX_LATENCY_MS="1500", SANDBOX_LATENCY_JITTER_MS="0")
+    payment_id = Shopper(stack.http_url, product.slug).pay(VISA_OK)["payment_id"]
+    django_rq.get_queue("payments").enqueue(PAYMENT_JOB, payment_id, job_id=f"duplicate-{payment_id}")
+    assert django_rq.get_queue("payments").count == 2
+
+    # when: two real worker processes start at once, each taking one of the jobs
+    workers = [stack.start_worker(), stack.start_worker()]
+    wait_until(lambda: status_of(payment_id) == "succeeded", timeout=30, message="the payment to succeed")
+    wait_until(lambda: django_rq.get_queue("payments").count == 0, timeout=10, message="both jobs taken")
+    for worker in workers:
+        worker.terminate()
+        worker.wait(timeout=10)
+
+    # then: each worker ran one of the jobs (they overlapped; the bank call alone outlasts both start-ups)
+    for worker in workers:
+        worker_log = (stack.log_dir / f"worker-{stack.processes.index(worker)}.log").read_text()
+        assert worker_log.count("Job OK") == 1, worker_log
+    # and exactly one took it to processing, and the bank debited once
+    moves = list(Payment.objects.get(pk=payment_id).events.values_list("from_status", "to_status"))
+    assert moves == [("", "pending"), ("pending", "processing"), ("processing", "succeeded")]
+    assert debits_for(payment_id) == 1
+    assert_audit_passes(stack)
