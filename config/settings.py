@@ -146,7 +146,7 @@ PAYMENTS_GATEWAY_BACKOFF_CAP = env.float("PAYMENTS_GATEWAY_BACKOFF_CAP", default
 # and how often an unknown payment's outcome is asked for again.
 PAYMENTS_PENDING_GRACE = env.int("PAYMENTS_PENDING_GRACE", default=30)
 PAYMENTS_PROCESSING_LEASE = env.int("PAYMENTS_PROCESSING_LEASE", default=PAYMENTS_JOB_TIMEOUT + 30)
-PAYMENTS_SETTLE_RETRY = env.int("PAYMENTS_SETTLE_RETRY", default=30)
+PAYMENTS_SETTLE_RETRY = env.int("PAYMENTS_SETTLE_RETRY", default=10)
 PAYMENTS_RECONCILE_INTERVAL = env.float("PAYMENTS_RECONCILE_INTERVAL", default=5)
 
 # Risk checks, run before the bank is asked. Amount limits are in minor units per currency; a currency not
