@@ -44,6 +44,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_rq",
     "channels",
     "checkout",
@@ -113,6 +117,16 @@ RQ = {
     # Our services enqueue from transaction.on_commit themselves; django-rq's own deferral would
     # otherwise swallow the enqueue whenever the caller is still inside an atomic block.
     "COMMIT_MODE": "auto",
+}
+
+# Shared by every web process: API throttling counts a client's requests across all of them.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "checkout",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
 }
 
 CHANNEL_LAYERS = {
@@ -191,11 +205,47 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Token first: its WWW-Authenticate header is what makes an anonymous request a 401 (not a 403).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["payments.api.throttling.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"client": env("API_THROTTLE_RATE", default="600/min")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "payments.api.problems.problem_exception_handler",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Payments API",
+    "DESCRIPTION": (
+        "Asynchronous card payments: POST a payment, get **202 Accepted** and a status URL, then follow it by "
+        "polling, long-polling (`?wait=N`) or the WebSocket link. Errors are RFC 9457 `application/problem+json`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentStatusEnum": "payments.models.PaymentStatus",
+        "RefundStatusEnum": "payments.models.RefundStatus",
+    },
+}
+
+# Idempotency keys are kept at least this long (the API documents it), then purged by the reconciler.
+IDEMPOTENCY_KEY_TTL = env.int("IDEMPOTENCY_KEY_TTL", default=24 * 3600)
+# How long a first request may hold its key before a retry may take it over (it died without committing).
+IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
+# Load shedding: with more jobs than this waiting, POST /api/v1/payments answers 503 before creating anything.
+PAYMENTS_MAX_BACKLOG = env.int("PAYMENTS_MAX_BACKLOG", default=5000)
+# The longest ?wait= a status request may ask for.
+PAYMENTS_MAX_LONG_POLL = 30
 
 # --- Security: production defaults, relaxed only by DEBUG -----------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG

@@ -8,3 +8,7 @@ urlpatterns = [
     path("api/v1/", include("payments.api.urls")),
     path("", include("checkout.urls")),
 ]
+
+handler400 = "config.errors.bad_request"
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

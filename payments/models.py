@@ -73,6 +73,7 @@ class Payment(models.Model):
     amount = models.PositiveBigIntegerField(help_text="In the currency's minor units (cents for USD).")
     currency = models.CharField(max_length=3, help_text="ISO 4217 code, upper case.")
     description = models.CharField(max_length=255, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, help_text="The client's own keys (at most 20).")
 
     status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
     # Bumped by every status change; the PaymentEvent with the same seq says what changed. Clients use it
@@ -231,3 +232,31 @@ class BlockedCard(models.Model):
 
     def __str__(self) -> str:
         return f"{self.card_fingerprint[:12]}… ({self.reason})"
+
+
+class IdempotencyRecord(models.Model):
+    """One per (client, Idempotency-Key): what the first request was, and once it is done, what it answered.
+
+    The request fingerprint is an HMAC (under the secret key) of the method, path and body, so a card number
+    in the body cannot be recovered from it. While the first request runs, `locked_until` is set; a record
+    whose lock ran out without a response belongs to a request that died before committing anything, and a
+    retry may take it over.
+    """
+
+    owner_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner_user", "key"], name="idempotency_key_unique_per_client"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_user_id}:{self.key}"

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from payments.models import Payment
+from payments.models import Payment, Refund
 
 WS_TOKEN_SALT = "payments.websocket"  # noqa: S105 - a signing namespace, not a secret
 
@@ -34,6 +34,10 @@ def payment_id_from_ws_token(token: str, *, now: float) -> str | None:
     return claims.get("p")
 
 
+def _api_path(name: str, **kwargs) -> str:
+    return reverse(f"payments-api:{name}", kwargs=kwargs)
+
+
 def payment_status_payload(payment: Payment) -> dict:
     failure = None
     if payment.failure_code:
@@ -42,7 +46,6 @@ def payment_status_payload(payment: Payment) -> dict:
             "decline_code": payment.decline_code or None,
             "message": payment.failure_message,
         }
-    status_path = reverse("payments-api:payment-status", kwargs={"payment_id": payment.id})
     return {
         "id": str(payment.id),
         "status": payment.status,
@@ -60,9 +63,60 @@ def payment_status_payload(payment: Payment) -> dict:
         "created_at": payment.created_at.isoformat(),
         "updated_at": payment.updated_at.isoformat(),
         "links": {
-            "status": status_path,
+            "self": _api_path("payment-detail", payment_id=payment.id),
+            "status": _api_path("payment-status", payment_id=payment.id),
+            "cancel": _api_path("payment-cancel", payment_id=payment.id),
+            "refunds": _api_path("payment-refunds", payment_id=payment.id),
             "websocket": f"/ws/payments/{payment.id}?token={payment_ws_token(payment)}",
         },
+    }
+
+
+def status_etag(payment_id, seq: int) -> str:
+    # The document changes only with seq (every change is a transition), so seq names its version.
+    return f'"{payment_id}.{seq}"'
+
+
+def refund_payload(refund: Refund) -> dict:
+    failure = {"code": refund.failure_code, "message": refund.failure_message} if refund.failure_code else None
+    return {
+        "id": str(refund.id),
+        "payment_id": str(refund.payment_id),
+        "status": refund.status,
+        "amount": refund.amount,
+        "currency": refund.payment.currency,
+        "reason": refund.reason,
+        "failure": failure,
+        "created_at": refund.created_at.isoformat(),
+        "updated_at": refund.updated_at.isoformat(),
+        "links": {
+            "self": _api_path("refund-detail", payment_id=refund.payment_id, refund_id=refund.id),
+            "payment": _api_path("payment-detail", payment_id=refund.payment_id),
+        },
+    }
+
+
+def payment_detail_payload(payment: Payment) -> dict:
+    """The full resource: the status document plus what was asked for, the timeline and the refunds."""
+    events = payment.events.order_by("seq")
+    return {
+        **payment_status_payload(payment),
+        "description": payment.description,
+        "metadata": payment.metadata,
+        "amount_captured": payment.amount_captured,
+        "amount_refunded": payment.amount_refunded,
+        "events": [
+            {
+                "seq": event.seq,
+                "from_status": event.from_status or None,
+                "to_status": event.to_status,
+                "actor": event.actor,
+                "reason": event.reason,
+                "at": event.created_at.isoformat(),
+            }
+            for event in events
+        ],
+        "refunds": [refund_payload(refund) for refund in payment.refunds.select_related("payment")],
     }
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docs.checkout.example/problems/"
+# Headers an error response keeps from the exception DRF raised.
+KEPT_HEADERS = ("retry-after", "www-authenticate", "allow")
 
 
-def problem_response(
-    *, status: int, code: str, detail: str = "", title: str = "", instance: str = "", **extra
-) -> Response:
+def problem_body(*, status: int, code: str, detail: str = "", title: str = "", instance: str = "", **extra) -> dict:
     body = {
         "type": PROBLEM_TYPE_BASE + code.replace("_", "-"),
         "title": title or HTTPStatus(status).phrase,
@@ -25,32 +26,60 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return Response(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+    return body
+
+
+def problem_response(*, status: int, code: str, headers: dict | None = None, **fields) -> Response:
+    """For DRF views."""
+    return Response(
+        problem_body(status=status, code=code, **fields),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def problem_json(*, status: int, code: str, headers: dict | None = None, **fields) -> JsonResponse:
+    """For plain Django views (the async status view, the API's 404/500 handlers)."""
+    response = JsonResponse(
+        problem_body(status=status, code=code, **fields), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _first_error_path(errors, prefix: str = "") -> str:
+    if isinstance(errors, dict):
+        for name, value in errors.items():
+            return _first_error_path(value, f"{prefix}.{name}" if prefix else str(name))
+    return prefix
+
+
+def problem_fields_for(exc: exceptions.APIException) -> dict:
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return {
+            "code": "validation_error",
+            "detail": "The request has invalid fields; see errors.",
+            "param": _first_error_path(detail) or None,
+            "errors": detail,
+        }
+    codes = exc.get_codes()
+    return {"code": codes if isinstance(codes, str) else "error", "detail": str(exc.detail)}
 
 
 def problem_exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return None  # not an API exception: a 500, answered by config.errors as problem+json
     request = context.get("request")
-    instance = request.get_full_path() if request is not None else ""
-    if isinstance(exc, exceptions.ValidationError):
-        problem = problem_response(
-            status=response.status_code,
-            code="validation_error",
-            instance=instance,
-            detail="The request has invalid fields.",
-            errors=response.data,
-        )
-    else:
-        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
-        problem = problem_response(
-            status=response.status_code,
-            code=code if isinstance(code, str) else "error",
-            detail=str(getattr(exc, "detail", "")),
-            instance=instance,
-        )
+    problem = problem_response(
+        status=response.status_code,
+        instance=request.get_full_path() if request is not None else "",
+        **problem_fields_for(exc),
+    )
     for header, value in response.headers.items():
-        if header.lower() in ("retry-after", "www-authenticate", "allow"):
+        if header.lower() in KEPT_HEADERS:
             problem[header] = value
     return problem

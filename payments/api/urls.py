@@ -1,9 +1,18 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from payments.api.views import PaymentStatusView
+from payments.api import views
+from payments.api.status import payment_status
 
 app_name = "payments-api"
 
 urlpatterns = [
-    path("payments/<uuid:payment_id>/status", PaymentStatusView.as_view(), name="payment-status"),
+    path("payments", views.PaymentsView.as_view(), name="payments"),
+    path("payments/<uuid:payment_id>", views.PaymentDetailView.as_view(), name="payment-detail"),
+    path("payments/<uuid:payment_id>/status", payment_status, name="payment-status"),
+    path("payments/<uuid:payment_id>/cancel", views.PaymentCancelView.as_view(), name="payment-cancel"),
+    path("payments/<uuid:payment_id>/refunds", views.PaymentRefundsView.as_view(), name="payment-refunds"),
+    path("payments/<uuid:payment_id>/refunds/<uuid:refund_id>", views.RefundDetailView.as_view(), name="refund-detail"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="payments-api:schema"), name="docs"),
 ]

@@ -1,26 +1,322 @@
+"""The public payments API (DRF). Each view checks who is asking, then calls one service or selector."""
+
 from __future__ import annotations
 
 from django.conf import settings
-from rest_framework.exceptions import NotAuthenticated, NotFound
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status as http
+from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from payments.api import docs
+from payments.api.problems import problem_response
+from payments.api.serializers import (
+    PaymentCreateSerializer,
+    PaymentDocument,
+    PaymentListFilterSerializer,
+    PaymentPage,
+    PaymentStatusDocument,
+    RefundCreateSerializer,
+    RefundDocument,
+    RefundList,
+)
+from payments.gateway import GatewayError
 from payments.guests import guest_id_from_session
-from payments.selectors import payment_get_for_viewer, payment_status_payload
+from payments.models import Actor, Payment, Refund
+from payments.selectors import payment_detail_payload, payment_get_for_viewer, payment_status_payload, refund_payload
+from payments.services.cards import card_tokenize
+from payments.services.dispatch import payments_backlog
+from payments.services.idempotency import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    Replay,
+    idempotency_begin,
+    idempotency_complete,
+    idempotency_key_parse,
+    idempotency_release,
+    request_fingerprint,
+)
+from payments.services.payments import payment_cancel, payment_create
+from payments.services.refunds import RefundNotAllowed, refund_create
+from payments.services.transitions import TransitionNotAllowed
 
 
-class PaymentStatusView(APIView):
-    """The status URL handed out with every 202: poll it until the payment has an outcome."""
+class InvalidBody(ValidationError):
+    """A well-formed request whose fields are wrong: 422 Unprocessable Content (a malformed one is a 400)."""
 
+    status_code = 422
+
+
+PAYMENT_ID = OpenApiParameter("payment_id", str, OpenApiParameter.PATH, description="The payment's id (UUID).")
+
+
+def payment_for_viewer(request, payment_id) -> Payment:
+    """The payment if this client owns it: 401 with no credentials at all, 404 for anyone else's payment."""
+    user = request.user if request.user.is_authenticated else None
+    guest_id = guest_id_from_session(request.session)
+    if user is None and guest_id is None:
+        raise NotAuthenticated()
+    payment = payment_get_for_viewer(payment_id=payment_id, user=user, guest_id=guest_id)
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment
+
+
+def _require_user(request):
+    if not request.user.is_authenticated:
+        raise NotAuthenticated()
+    return request.user
+
+
+class IdempotentWrite:
+    """Runs a write at most once per (client, Idempotency-Key), replaying its first answer afterwards."""
+
+    def __init__(self, request):
+        self.request = request
+        self.record = None
+
+    def begin(self) -> Response | None:
+        """A response to return at once (replay, 400, 409, 422), or None to go on with the write."""
+        request = self.request
+        try:
+            key = idempotency_key_parse(request.headers.get("Idempotency-Key"))
+            begun = idempotency_begin(
+                user=request.user,
+                key=key,
+                fingerprint=request_fingerprint(method=request.method, path=request.path, body=request.data),
+            )
+        except IdempotencyKeyInvalid as error:
+            return problem_response(
+                status=400, code="idempotency_key_missing", detail=str(error), param="Idempotency-Key"
+            )
+        except IdempotencyKeyInFlight as error:
+            return problem_response(
+                status=409, code="idempotency_key_in_use", detail=str(error), headers={"Retry-After": "1"}
+            )
+        except IdempotencyKeyReused as error:
+            return problem_response(status=422, code="idempotency_key_reused", detail=str(error))
+        if isinstance(begun, Replay):
+            return Response(begun.body, status=begun.status, headers={**begun.headers, "Idempotent-Replayed": "true"})
+        self.record = begun
+        return None
+
+    def complete(self, *, status: int, body: dict, headers: dict) -> Response:
+        """Call inside the write's transaction: the stored answer commits with the write, or not at all."""
+        idempotency_complete(self.record, status=status, body=body, headers=headers)
+        return Response(body, status=status, headers=headers)
+
+    def release(self) -> None:
+        if self.record is not None:
+            idempotency_release(self.record)
+
+
+class PaymentCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 20
+    max_page_size = 100
+    page_size_query_param = "limit"
+
+
+class PaymentsView(APIView):
+    @extend_schema(
+        operation_id="payments_list",
+        summary="List your payments",
+        parameters=[PaymentListFilterSerializer, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses={200: PaymentPage, 400: docs.problem("Bad filter", "validation_error", 400), **docs.COMMON_ERRORS},
+    )
+    def get(self, request):
+        user = _require_user(request)
+        filters = PaymentListFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        payments = Payment.objects.filter(owner_user=user)
+        if "status" in filters.validated_data:
+            payments = payments.filter(status=filters.validated_data["status"])
+        if "created_after" in filters.validated_data:
+            payments = payments.filter(created_at__gte=filters.validated_data["created_after"])
+        if "created_before" in filters.validated_data:
+            payments = payments.filter(created_at__lt=filters.validated_data["created_before"])
+        paginator = PaymentCursorPagination()
+        page = paginator.paginate_queryset(payments, request, view=self)
+        return paginator.get_paginated_response([payment_status_payload(p) for p in page])
+
+    @extend_schema(
+        operation_id="payments_create",
+        summary="Create a payment (202 Accepted: it is processed asynchronously)",
+        request=PaymentCreateSerializer,
+        parameters=[docs.IDEMPOTENCY_KEY, docs.LOCATION, docs.RETRY_AFTER, docs.REPLAYED],
+        examples=[docs.CREATE_EXAMPLE],
+        responses={
+            202: OpenApiResponse(PaymentStatusDocument, description="Accepted: follow `Location` (the status URL)."),
+            400: docs.problem("Idempotency-Key missing or malformed", "idempotency_key_missing", 400),
+            409: docs.problem("A request with this Idempotency-Key is still running", "idempotency_key_in_use", 409),
+            422: docs.problem("Invalid fields, or the key was used for another request", "validation_error", 422),
+            503: docs.problem(
+                "Too busy (queue backlog) or the card vault is unreachable; nothing was created",
+                "service_unavailable",
+                503,
+            ),
+            401: docs.UNAUTHENTICATED,
+            429: docs.THROTTLED,
+        },
+    )
+    def post(self, request):
+        user = _require_user(request)
+        write = IdempotentWrite(request)
+        if request.headers.get("Idempotency-Key") is None:
+            return write.begin()  # the 400 for a missing key comes before any validation of the body
+        serializer = PaymentCreateSerializer(data=request.data)
+        if not serializer.is_valid():
+            raise InvalidBody(serializer.errors)
+        early = write.begin()
+        if early is not None:
+            return early
+        backlog = payments_backlog()
+        if backlog is not None and backlog > settings.PAYMENTS_MAX_BACKLOG:
+            write.release()
+            return problem_response(
+                status=503,
+                code="service_unavailable",
+                headers={"Retry-After": "30"},
+                detail="We are taking too many payments right now; nothing was created.",
+            )
+        data = serializer.validated_data
+        try:
+            card = card_tokenize(data["card_details"])  # the card's number and CVC go to the vault, nowhere else
+            with transaction.atomic():
+                payment = payment_create(
+                    amount=data["amount"],
+                    currency=data["currency"],
+                    card=card,
+                    actor=Actor.API,
+                    owner_user=user,
+                    description=data["description"],
+                    metadata=data["metadata"],
+                )
+                document = payment_status_payload(payment)
+                headers = {"Location": document["links"]["status"], "Retry-After": str(settings.PAYMENTS_POLL_INTERVAL)}
+                return write.complete(status=http.HTTP_202_ACCEPTED, body=document, headers=headers)
+        except GatewayError:
+            write.release()
+            return problem_response(
+                status=503,
+                code="service_unavailable",
+                headers={"Retry-After": "5"},
+                detail="The card vault is unreachable; nothing was created. Retry with the same key.",
+            )
+        except BaseException:
+            write.release()
+            raise
+
+
+class PaymentDetailView(APIView):
+    @extend_schema(
+        operation_id="payments_retrieve",
+        summary="A payment with its event timeline and refunds",
+        parameters=[PAYMENT_ID],
+        responses={200: PaymentDocument, **docs.COMMON_ERRORS},
+    )
     def get(self, request, payment_id):
-        guest_id = guest_id_from_session(request.session)
-        if not request.user.is_authenticated and guest_id is None:
-            raise NotAuthenticated("Sign in, or use the session that made the payment.")
-        payment = payment_get_for_viewer(payment_id=payment_id, user=request.user, guest_id=guest_id)
-        if payment is None:
-            raise NotFound("No such payment.")
-        response = Response(payment_status_payload(payment))
-        if not payment.has_outcome:
-            response["Retry-After"] = str(settings.PAYMENTS_POLL_INTERVAL)
-        response["Cache-Control"] = "no-store"
-        return response
+        return Response(payment_detail_payload(payment_for_viewer(request, payment_id)))
+
+
+class PaymentCancelView(APIView):
+    @extend_schema(
+        operation_id="payments_cancel",
+        summary="Cancel a payment that no worker has taken yet",
+        request=None,
+        parameters=[PAYMENT_ID],
+        responses={
+            202: OpenApiResponse(PaymentStatusDocument, description="Canceled (it was still pending)."),
+            409: docs.problem("A worker is processing it: wait for its outcome", "payment_processing", 409),
+            410: docs.problem("It already has an outcome", "payment_final", 410),
+            **docs.COMMON_ERRORS,
+        },
+    )
+    def post(self, request, payment_id):
+        payment = payment_for_viewer(request, payment_id)
+        try:
+            payment = payment_cancel(payment_id=payment.pk, actor=Actor.API, reason="canceled by the client")
+        except TransitionNotAllowed as refused:
+            if refused.obj.has_outcome:
+                return problem_response(
+                    status=410, code="payment_final", detail=f"The payment is {refused.obj.status}."
+                )
+            return problem_response(
+                status=409,
+                code="payment_processing",
+                detail=f"The payment is {refused.obj.status}; it can no longer be canceled.",
+            )
+        return Response(payment_status_payload(payment), status=http.HTTP_202_ACCEPTED)
+
+
+class PaymentRefundsView(APIView):
+    @extend_schema(
+        operation_id="refunds_list",
+        summary="A payment's refunds",
+        parameters=[PAYMENT_ID],
+        responses={200: RefundList, **docs.COMMON_ERRORS},
+    )
+    def get(self, request, payment_id):
+        payment = payment_for_viewer(request, payment_id)
+        return Response({"results": [refund_payload(r) for r in payment.refunds.select_related("payment")]})
+
+    @extend_schema(
+        operation_id="refunds_create",
+        summary="Refund all or part of a payment (202 Accepted: it is processed asynchronously)",
+        request=RefundCreateSerializer,
+        parameters=[PAYMENT_ID, docs.IDEMPOTENCY_KEY, docs.LOCATION, docs.REPLAYED],
+        responses={
+            202: OpenApiResponse(RefundDocument, description="Accepted: follow `Location`."),
+            400: docs.problem("Idempotency-Key missing or malformed", "idempotency_key_missing", 400),
+            409: docs.problem(
+                "The payment cannot be refunded in its state (or the key is in use)", "payment_not_refundable", 409
+            ),
+            422: docs.problem("More than what is left to refund (or invalid fields)", "refund_exceeds_capture", 422),
+            **docs.COMMON_ERRORS,
+        },
+    )
+    def post(self, request, payment_id):
+        _require_user(request)
+        payment = payment_for_viewer(request, payment_id)
+        write = IdempotentWrite(request)
+        if request.headers.get("Idempotency-Key") is None:
+            return write.begin()
+        serializer = RefundCreateSerializer(data=request.data)
+        if not serializer.is_valid():
+            raise InvalidBody(serializer.errors)
+        early = write.begin()
+        if early is not None:
+            return early
+        try:
+            with transaction.atomic():
+                refund = refund_create(payment_id=payment.pk, actor=Actor.API, **serializer.validated_data)
+                document = refund_payload(refund)
+                return write.complete(
+                    status=http.HTTP_202_ACCEPTED, body=document, headers={"Location": document["links"]["self"]}
+                )
+        except RefundNotAllowed as refused:
+            write.release()
+            status = 409 if refused.code == "payment_not_refundable" else 422
+            return problem_response(status=status, code=refused.code, detail=refused.message)
+        except BaseException:
+            write.release()
+            raise
+
+
+class RefundDetailView(APIView):
+    @extend_schema(
+        operation_id="refunds_retrieve",
+        summary="A refund",
+        parameters=[PAYMENT_ID, OpenApiParameter("refund_id", str, OpenApiParameter.PATH)],
+        responses={200: RefundDocument, **docs.COMMON_ERRORS},
+    )
+    def get(self, request, payment_id, refund_id):
+        payment = payment_for_viewer(request, payment_id)
+        refund = Refund.objects.filter(pk=refund_id, payment=payment).select_related("payment").first()
+        if refund is None:
+            raise NotFound("No such refund.")
+        return Response(refund_payload(refund))

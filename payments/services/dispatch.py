@@ -7,8 +7,6 @@ import logging
 import django_rq
 from django.conf import settings
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +23,21 @@ def refund_job_id(refund_id) -> str:
     return f"refund-{refund_id}"
 
 
-def _job_status(job_id: str, connection) -> JobStatus | None:
-    try:
-        return Job.fetch(job_id, connection=connection).get_status(refresh=False)
-    except NoSuchJobError:
-        return None
+def _waiting_in_queue(queue, job_id: str) -> bool:
+    # Ask the queue's list itself, not the job's status: a worker killed between popping a job and marking
+    # it started leaves a job that says "queued" but is in no queue any more.
+    return queue.connection.lpos(queue.key, job_id) is not None
 
 
 def _enqueue(func: str, object_id, job_id: str, *, unless_queued: bool) -> bool:
     """Enqueue; on a Redis failure log and return False (the record is durable; the reconciler re-drives).
 
-    One job id per object, so the reconciler can see whether a job is still waiting. A job that runs twice
-    is harmless (every job re-checks the state it finds) but wasteful, hence `unless_queued`.
+    One job id per object, so the reconciler can see whether its job is still waiting in the queue. A job
+    that runs twice is harmless (every job re-checks the state it finds) but wasteful, hence `unless_queued`.
     """
     try:
         queue = django_rq.get_queue(PAYMENTS_QUEUE)
-        if unless_queued and _job_status(job_id, queue.connection) in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+        if unless_queued and _waiting_in_queue(queue, job_id):
             return False
         queue.enqueue(
             func,
@@ -63,3 +60,12 @@ def payment_enqueue(*, payment_id, unless_queued: bool = False) -> bool:
 
 def refund_enqueue(*, refund_id, unless_queued: bool = False) -> bool:
     return _enqueue(REFUND_JOB, refund_id, refund_job_id(refund_id), unless_queued=unless_queued)
+
+
+def payments_backlog() -> int | None:
+    """Jobs waiting in the queue, or None when Redis cannot say (then nobody is turned away: the payment
+    is durable without Redis, and the reconciler queues it later)."""
+    try:
+        return django_rq.get_queue(PAYMENTS_QUEUE).count
+    except RedisError:
+        return None

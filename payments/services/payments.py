@@ -30,6 +30,7 @@ def payment_create(
     owner_guest_id: uuid.UUID | None = None,
     order=None,
     description: str = "",
+    metadata: dict | None = None,
 ) -> Payment:
     """Record a pending payment and queue it for a worker once the record is committed.
 
@@ -46,6 +47,7 @@ def payment_create(
             amount=amount,
             currency=currency,
             description=description,
+            metadata=metadata or {},
             status=PaymentStatus.PENDING,
             seq=1,
             recheck_at=recheck_at_for(PaymentStatus.PENDING),

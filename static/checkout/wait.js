@@ -85,7 +85,9 @@
   async function poll() {
     let nextMs = 2000;
     try {
-      const response = await fetch(current.links.status, {
+      // Long-poll: the server answers as soon as the status changes (or after 25 s); once the payment is
+      // final the status URL answers 303 and fetch follows it to the payment itself.
+      const response = await fetch(current.links.status + "?wait=25", {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
         cache: "no-store",

@@ -63,8 +63,9 @@ def test_an_approved_card_flows_from_submit_to_a_pushed_success(live_stack, prod
     assert statuses[-1] == "succeeded"
     seqs = [f["payment"]["seq"] for f in frames]
     assert seqs == sorted(set(seqs))
-    # and the status URL agrees with the push
-    assert status.status_code == 200
+    # and the status URL agrees with the push, and (the payment being final) points at the payment itself
+    assert status.status_code == 303
+    assert status.headers["Location"] == f"/api/v1/payments/{frames[-1]['payment']['id']}"
     assert status.json() == frames[-1]["payment"]
 
 

@@ -1,0 +1,90 @@
+"""OpenAPI pieces shared by the payment endpoints: headers, problem responses, examples."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+
+from payments.api.serializers import ProblemDocument
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description=(
+        'Up to 255 characters, as a quoted string (`\\"8e03978e-…\\"`, the IETF draft\'s form) or a bare token. '
+        "Same key and same body: the first response is replayed with `Idempotent-Replayed: true`. Same key, other "
+        "body: 422. Same key while the first request runs: 409. Keys are kept 24 hours, per client."
+    ),
+)
+LOCATION = OpenApiParameter(
+    "Location",
+    str,
+    OpenApiParameter.HEADER,
+    response=[202, 303],
+    description="The status URL (202) or the payment (303).",
+)
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[200, 202, 429, 503],
+    description="Seconds to wait before asking again.",
+)
+REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    str,
+    OpenApiParameter.HEADER,
+    response=[202],
+    description="`true` when this is the stored response to an earlier request with the key.",
+)
+ETAG = OpenApiParameter(
+    "ETag", str, OpenApiParameter.HEADER, response=[200, 304], description="The status document's version."
+)
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, description="An ETag from an earlier answer: 304 if nothing changed."
+)
+WAIT = OpenApiParameter(
+    "wait",
+    OpenApiTypes.INT,
+    OpenApiParameter.QUERY,
+    description="Long-poll: hold the request up to this many seconds (at most 30) until the status changes.",
+)
+
+
+def problem(description: str, code: str, status: int) -> OpenApiResponse:
+    return OpenApiResponse(
+        ProblemDocument,
+        description=f"{description} (`application/problem+json`, code `{code}`)",
+        examples=[
+            OpenApiExample(
+                code,
+                response_only=True,
+                status_codes=[str(status)],
+                value={
+                    "type": f"https://docs.checkout.example/problems/{code.replace('_', '-')}",
+                    "title": description,
+                    "status": status,
+                    "detail": description,
+                    "code": code,
+                },
+            )
+        ],
+    )
+
+
+UNAUTHENTICATED = problem("Not signed in: send `Authorization: Token <key>`", "not_authenticated", 401)
+NOT_FOUND = problem("No such payment for this client", "not_found", 404)
+THROTTLED = problem("Too many requests: wait Retry-After seconds", "throttled", 429)
+COMMON_ERRORS = {401: UNAUTHENTICATED, 404: NOT_FOUND, 429: THROTTLED}
+
+CREATE_EXAMPLE = OpenApiExample(
+    "A Visa test card",
+    request_only=True,
+    value={
+        "amount": 2400,
+        "currency": "USD",
+        "description": "Order 1042",
+        "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        "metadata": {"order_id": "1042"},
+    },
+)

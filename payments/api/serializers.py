@@ -1,0 +1,173 @@
+"""Request validation, and (for the OpenAPI document) the shapes of what the API answers.
+
+The answers themselves are built by payments.selectors, shared with the WebSocket and the wait page;
+the *Document serializers below only describe them, and schemathesis checks the two agree.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from payments.cards import CardError, validate_card
+from payments.currencies import SUPPORTED_CURRENCIES, CurrencyError, validate_amount
+from payments.models import PaymentStatus, RefundStatus
+
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+CARD_FIELD_FOR_ERROR = {"number": "number", "expiry": "exp_month", "cvc": "cvc"}
+
+
+class CardInputSerializer(serializers.Serializer):
+    number = serializers.CharField(max_length=23, help_text="The card number; spaces and dashes are ignored.")
+    exp_month = serializers.IntegerField(min_value=1, max_value=12)
+    exp_year = serializers.IntegerField(min_value=2000, max_value=2199, help_text="Four digits.")
+    cvc = serializers.CharField(min_length=3, max_length=4)
+
+
+class PaymentCreateSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(min_value=1, help_text="In the currency's minor units (cents for USD).")
+    currency = serializers.ChoiceField(choices=sorted(SUPPORTED_CURRENCIES), help_text="ISO 4217, upper case.")
+    card = CardInputSerializer()
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    metadata = serializers.DictField(
+        child=serializers.CharField(max_length=MAX_METADATA_VALUE_LENGTH, allow_blank=True),
+        required=False,
+        default=dict,
+        help_text=f"Up to {MAX_METADATA_KEYS} keys of at most {MAX_METADATA_KEY_LENGTH} characters.",
+    )
+
+    def validate_metadata(self, value: dict) -> dict:
+        if len(value) > MAX_METADATA_KEYS:
+            raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+        if any(len(key) > MAX_METADATA_KEY_LENGTH for key in value):
+            raise serializers.ValidationError(f"Keys are at most {MAX_METADATA_KEY_LENGTH} characters.")
+        return value
+
+    def validate(self, attrs):
+        try:
+            validate_amount(attrs["amount"], attrs["currency"])
+        except CurrencyError as error:
+            raise serializers.ValidationError({"amount": [str(error)]}) from None
+        card = attrs["card"]
+        try:
+            attrs["card_details"] = validate_card(
+                number=card["number"], exp_month=card["exp_month"], exp_year=card["exp_year"], cvc=card["cvc"]
+            )
+        except CardError as error:
+            field = CARD_FIELD_FOR_ERROR[error.field]
+            raise serializers.ValidationError({"card": {field: [error.message]}}, code=error.code) from None
+        return attrs
+
+
+class RefundCreateSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(
+        min_value=1, required=False, help_text="Minor units; by default everything still refundable."
+    )
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class PaymentListFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+# --- what the API answers (documentation only) --------------------------------------------------------
+
+
+class CardDocument(serializers.Serializer):
+    brand = serializers.CharField()
+    last4 = serializers.CharField()
+    exp_month = serializers.IntegerField()
+    exp_year = serializers.IntegerField()
+
+
+class FailureDocument(serializers.Serializer):
+    code = serializers.CharField(help_text="processing_error, card_declined or risk_declined.")
+    decline_code = serializers.CharField(allow_null=True, help_text="e.g. insufficient_funds, fraudulent.")
+    message = serializers.CharField(help_text="Safe to show to the shopper.")
+
+
+class PaymentLinks(serializers.Serializer):
+    self = serializers.CharField()
+    status = serializers.CharField()
+    cancel = serializers.CharField()
+    refunds = serializers.CharField()
+    websocket = serializers.CharField(help_text="Carries a signed token; valid 24 h after the payment was made.")
+
+
+class PaymentStatusDocument(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=PaymentStatus.choices)
+    has_outcome = serializers.BooleanField(help_text="True once the payment's outcome is known.")
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    card = CardDocument()
+    failure = FailureDocument(allow_null=True)
+    seq = serializers.IntegerField(help_text="Increases with every change; ignore documents with a lower seq.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    links = PaymentLinks()
+
+
+class RefundFailureDocument(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RefundLinks(serializers.Serializer):
+    self = serializers.CharField()
+    payment = serializers.CharField()
+
+
+class RefundDocument(serializers.Serializer):
+    id = serializers.UUIDField()
+    payment_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=RefundStatus.choices)
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    failure = RefundFailureDocument(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    links = RefundLinks()
+
+
+class EventDocument(serializers.Serializer):
+    seq = serializers.IntegerField()
+    from_status = serializers.CharField(allow_null=True)
+    to_status = serializers.CharField()
+    actor = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    at = serializers.DateTimeField()
+
+
+class PaymentDocument(PaymentStatusDocument):
+    description = serializers.CharField(allow_blank=True)
+    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    amount_captured = serializers.IntegerField()
+    amount_refunded = serializers.IntegerField()
+    events = EventDocument(many=True)
+    refunds = RefundDocument(many=True)
+
+
+class PaymentPage(serializers.Serializer):
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = PaymentStatusDocument(many=True)
+
+
+class RefundList(serializers.Serializer):
+    results = RefundDocument(many=True)
+
+
+class ProblemDocument(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField(allow_blank=True)
+    code = serializers.CharField()
+    instance = serializers.CharField(required=False)
+    param = serializers.CharField(required=False, allow_null=True)
+    errors = serializers.DictField(required=False)

@@ -1,0 +1,178 @@
+"""GET /api/v1/payments/{id}/status: the status URL handed out with every 202.
+
+An async view, so that a long-poll (`?wait=N`) holds no thread while it waits: it subscribes to the payment's
+Channels group before reading the database (a change committed in between is not missed), wakes on the
+push, and re-reads the database every few seconds in case a push was dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import APIException, AuthenticationFailed, NotAuthenticated, Throttled
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from payments.api import docs
+from payments.api.problems import problem_fields_for, problem_json
+from payments.api.serializers import PaymentStatusDocument
+from payments.api.throttling import ClientRateThrottle
+from payments.api.views import PAYMENT_ID, payment_for_viewer
+from payments.models import Payment
+from payments.realtime import payment_group_name
+from payments.selectors import payment_status_payload, status_etag
+
+logger = logging.getLogger(__name__)
+# How often a long-poll re-reads the database while it waits for a push.
+RECHECK_SECONDS = 2.0
+
+
+class PaymentStatusSchemaView(APIView):
+    """Describes `payment_status` in the OpenAPI document (drf-spectacular reads DRF views only)."""
+
+    @extend_schema(
+        operation_id="payments_status",
+        summary="The status URL: poll it, or long-poll it with ?wait=N",
+        parameters=[PAYMENT_ID, docs.WAIT, docs.IF_NONE_MATCH, docs.ETAG, docs.RETRY_AFTER, docs.LOCATION],
+        responses={
+            200: OpenApiResponse(PaymentStatusDocument, description="Not final yet: ask again after Retry-After."),
+            303: OpenApiResponse(PaymentStatusDocument, description="Final: the payment is at Location."),
+            304: OpenApiResponse(None, description="Unchanged since the ETag in If-None-Match."),
+            400: docs.problem("wait must be a whole number of seconds from 0 to 30", "invalid_wait", 400),
+            **docs.COMMON_ERRORS,
+        },
+    )
+    def get(self, request, payment_id):  # pragma: no cover - never routed; payment_status answers
+        raise NotImplementedError
+
+
+def _authorize(django_request, payment_id) -> Payment:
+    request = Request(django_request, authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    throttle = ClientRateThrottle()
+    if not throttle.allow_request(request, None):
+        raise Throttled(wait=throttle.wait())
+    return payment_for_viewer(request, payment_id)
+
+
+def _problem_for(exc: APIException, request):
+    headers = {}
+    if isinstance(exc, Throttled) and exc.wait:
+        headers["Retry-After"] = str(math.ceil(exc.wait))
+    if isinstance(exc, NotAuthenticated | AuthenticationFailed):
+        exc.status_code = 401
+        headers["WWW-Authenticate"] = 'Token realm="api"'
+    return problem_json(
+        status=exc.status_code, instance=request.get_full_path(), headers=headers, **problem_fields_for(exc)
+    )
+
+
+def _seq_from_if_none_match(header: str | None, payment_id) -> int | None:
+    for tag in re.findall(r'"([^"]*)"', header or ""):
+        owner, _, seq = tag.rpartition(".")
+        if owner == str(payment_id) and seq.isdigit():
+            return int(seq)
+    return None
+
+
+@database_sync_to_async
+def _load_document(payment_id) -> dict:
+    return payment_status_payload(Payment.objects.get(pk=payment_id))
+
+
+async def wait_for_change(payment_id, baseline_seq: int, timeout: float) -> dict:
+    """The status document as soon as its seq differs from baseline_seq, or after `timeout` seconds."""
+    layer = get_channel_layer()
+    group = payment_group_name(payment_id)
+    channel = None
+    try:
+        channel = await layer.new_channel("longpoll.")
+        await layer.group_add(group, channel)
+    except Exception:
+        logger.warning("long-poll: channel layer unavailable, reading the database only", exc_info=True)
+        channel = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    receiver = None
+    try:
+        document = await _load_document(payment_id)
+        while document["seq"] == baseline_seq and (remaining := deadline - loop.time()) > 0:
+            if channel is None:
+                await asyncio.sleep(min(remaining, RECHECK_SECONDS))
+                document = await _load_document(payment_id)
+                continue
+            receiver = receiver or asyncio.ensure_future(layer.receive(channel))
+            done, _ = await asyncio.wait({receiver}, timeout=min(remaining, RECHECK_SECONDS))
+            if done:
+                message, receiver = receiver.result(), None
+                pushed = message.get("payment") or {}
+                if pushed.get("seq", 0) > baseline_seq:
+                    document = pushed
+            else:
+                document = await _load_document(payment_id)
+        return document
+    finally:
+        if receiver is not None:
+            receiver.cancel()
+        if channel is not None:
+            try:
+                await layer.group_discard(group, channel)
+            except Exception:
+                logger.debug("long-poll: could not leave %s", group, exc_info=True)
+
+
+def _answer(document: dict, client_seq: int | None) -> HttpResponse:
+    if document["has_outcome"]:
+        response = JsonResponse(document, status=303)
+        response["Location"] = document["links"]["self"]
+    elif client_seq == document["seq"]:
+        response = HttpResponse(status=304)
+    else:
+        response = JsonResponse(document)
+        response["Retry-After"] = str(settings.PAYMENTS_POLL_INTERVAL)
+    response["ETag"] = status_etag(document["id"], document["seq"])
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+async def payment_status(request, payment_id):
+    if request.method not in ("GET", "HEAD"):
+        return problem_json(status=405, code="method_not_allowed", detail="Use GET.", headers={"Allow": "GET, HEAD"})
+    try:
+        payment = await sync_to_async(_authorize)(request, payment_id)
+    except APIException as exc:
+        return _problem_for(exc, request)
+
+    raw_wait = request.GET.get("wait")
+    wait = 0
+    if raw_wait is not None:
+        if not raw_wait.isdigit() or int(raw_wait) > settings.PAYMENTS_MAX_LONG_POLL:
+            return problem_json(
+                status=400,
+                code="invalid_wait",
+                param="wait",
+                instance=request.get_full_path(),
+                detail=f"wait must be a whole number of seconds from 0 to {settings.PAYMENTS_MAX_LONG_POLL}.",
+            )
+        wait = int(raw_wait)
+
+    client_seq = _seq_from_if_none_match(request.headers.get("If-None-Match"), payment.id)
+    document = payment_status_payload(payment)
+    baseline = client_seq if client_seq is not None else payment.seq
+    if wait and not payment.has_outcome and document["seq"] == baseline:
+        document = await wait_for_change(payment.id, baseline, wait)
+    return _answer(document, client_seq)
+
+
+# drf-spectacular documents a path through its callback's DRF view class.
+payment_status.cls = PaymentStatusSchemaView
+payment_status.initkwargs = {}

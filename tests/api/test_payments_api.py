@@ -1,0 +1,368 @@
+"""The public payments API's contract: one test for every status code it promises (docs/api.md)."""
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import django_rq
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from payments.api.throttling import ClientRateThrottle
+from payments.models import IdempotencyRecord, Payment, PaymentStatus, Refund
+from payments.services.payments import payment_process
+from payments.services.transitions import payment_transition
+
+PROBLEM = "application/problem+json"
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+BODY = {"amount": 2400, "currency": "USD", "card": CARD, "description": "Order 1", "metadata": {"order": "1"}}
+
+
+def client_for(username: str) -> APIClient:
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def api(db):
+    return client_for("merchant")
+
+
+def create(client, body=None, key=None):
+    return client.post("/api/v1/payments", body or BODY, format="json", HTTP_IDEMPOTENCY_KEY=key or str(uuid.uuid4()))
+
+
+def assert_problem(response, status, code):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert (body["status"], body["code"]) == (status, code)
+    assert {"type", "title", "detail"} <= set(body)
+    return body
+
+
+# --- POST /api/v1/payments ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_answers_202_with_location_retry_after_and_the_status_document(api):
+    response = create(api)
+    assert response.status_code == 202
+    body = response.json()
+    payment = Payment.objects.get(pk=body["id"])
+    assert response["Location"] == body["links"]["status"] == f"/api/v1/payments/{payment.pk}/status"
+    assert response["Retry-After"] == "2"
+    assert body["status"] == "pending" and body["amount"] == 2400 and body["currency"] == "USD"
+    assert body["card"] == {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030}
+    assert body["failure"] is None and body["seq"] == 1
+    assert set(body["links"]) == {"self", "status", "cancel", "refunds", "websocket"}
+    assert "token=" in body["links"]["websocket"]
+    assert (payment.owner_user, payment.metadata) == (api.user, {"order": "1"})
+    assert [job.args for job in django_rq.get_queue("payments").get_jobs()] == [(str(payment.pk),)]
+
+
+def test_create_without_an_idempotency_key_is_400(api):
+    assert_problem(api.post("/api/v1/payments", BODY, format="json"), 400, "idempotency_key_missing")
+    assert_problem(create(api, key="x" * 256), 400, "idempotency_key_missing")
+    assert not Payment.objects.exists()
+
+
+def test_same_key_and_body_replays_the_first_response_once(api):
+    first = create(api, key='"order-1042"')  # the draft's quoted-string form...
+    again = create(api, key="order-1042")  # ...and the bare token name the same key
+    assert again.status_code == first.status_code == 202
+    assert again.json() == first.json()
+    assert again["Location"] == first["Location"]
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert Payment.objects.count() == 1
+
+
+def test_same_key_with_a_different_body_is_422(api):
+    create(api, key="k-1")
+    assert_problem(create(api, {**BODY, "amount": 9999}, key="k-1"), 422, "idempotency_key_reused")
+    assert Payment.objects.count() == 1
+
+
+def test_same_key_while_the_first_request_is_in_flight_is_409(api):
+    from payments.services.idempotency import idempotency_begin, request_fingerprint
+
+    # given: a first request that has claimed the key and not finished
+    idempotency_begin(
+        user=api.user, key="k-2", fingerprint=request_fingerprint(method="POST", path="/api/v1/payments", body=BODY)
+    )
+    # when / then
+    problem = assert_problem(create(api, key="k-2"), 409, "idempotency_key_in_use")
+    assert problem["detail"]
+    assert not Payment.objects.exists()
+
+
+def test_a_key_whose_first_request_died_can_be_taken_over(api):
+    from payments.services.idempotency import idempotency_begin, request_fingerprint
+
+    idempotency_begin(
+        user=api.user, key="k-3", fingerprint=request_fingerprint(method="POST", path="/api/v1/payments", body=BODY)
+    )
+    IdempotencyRecord.objects.update(locked_until=timezone.now() - timedelta(seconds=1))
+    assert create(api, key="k-3").status_code == 202
+    assert Payment.objects.count() == 1
+
+
+def test_keys_are_scoped_per_client(api):
+    other = client_for("another-merchant")
+    assert create(api, key="shared").status_code == 202
+    assert create(other, key="shared").status_code == 202
+    assert Payment.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_with_one_key_create_exactly_one_payment(api):
+    # given: eight clients sending the same request with the same key at the same moment
+    barrier, statuses = threading.Barrier(8), []
+
+    def send():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=api._credentials["HTTP_AUTHORIZATION"])
+        barrier.wait()
+        try:
+            statuses.append(create(client, key="race").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then: one payment; every answer is the 202 (first or replayed) or 409 while the first ran
+    assert Payment.objects.count() == 1
+    assert statuses.count(202) >= 1
+    assert set(statuses) <= {202, 409}
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"card": {**CARD, "number": "4242424242424241"}}, "card.number"),
+        ({"card": {**CARD, "exp_year": 2001}}, "card.exp_month"),
+        ({"card": {**CARD, "cvc": "12"}}, "card.cvc"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"amount": 0}, "amount"),
+        ({"amount": 2.5}, "amount"),
+        ({"metadata": {f"k{i}": "v" for i in range(21)}}, "metadata"),
+    ],
+)
+def test_invalid_fields_are_422_naming_the_field_and_create_nothing(api, change, param):
+    problem = assert_problem(create(api, {**BODY, **change}), 422, "validation_error")
+    assert problem["param"] == param
+    assert problem["errors"]
+    assert not Payment.objects.exists()
+
+
+def test_malformed_json_is_400_problem(api):
+    response = api.post("/api/v1/payments", "{not json", content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-json")
+    assert_problem(response, 400, "parse_error")
+
+
+def test_anonymous_is_401_with_an_authenticate_challenge(db):
+    response = APIClient().post("/api/v1/payments", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert_problem(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"].startswith("Token")
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    assert_problem(bad.get("/api/v1/payments"), 401, "authentication_failed")
+
+
+def test_too_many_requests_is_429_with_retry_after(api, monkeypatch):
+    monkeypatch.setattr(ClientRateThrottle, "THROTTLE_RATES", {"client": "2/min"})
+    api.get("/api/v1/payments")
+    api.get("/api/v1/payments")
+    problem = assert_problem(api.get("/api/v1/payments"), 429, "throttled")
+    assert problem["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_backlog_over_the_bound_sheds_load_with_503_before_creating_anything(api, settings):
+    # given: one job waiting and a bound of zero
+    settings.PAYMENTS_MAX_BACKLOG = 0
+    django_rq.get_queue("payments").enqueue("payments.jobs.payment_process_job", str(uuid.uuid4()))
+    # when
+    response = create(api, key="busy")
+    # then
+    assert_problem(response, 503, "service_unavailable")
+    assert int(response["Retry-After"]) > 0
+    assert not Payment.objects.exists()
+    # and the key is free again: once the backlog clears, the same retry goes through
+    settings.PAYMENTS_MAX_BACKLOG = 10
+    assert create(api, key="busy").status_code == 202
+
+
+# --- GET /api/v1/payments/{id}/status ---------------------------------------------------------------------
+
+
+def test_status_while_not_final_is_200_with_retry_after_and_an_etag(api):
+    status_url = create(api).json()["links"]["status"]
+    response = api.get(status_url)
+    assert response.status_code == 200
+    assert response["Retry-After"] == "2"
+    assert response.json()["status"] == "pending"
+    assert response["ETag"] == f'"{response.json()["id"]}.1"'
+    assert api.get(status_url, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+
+
+def test_status_once_final_is_303_to_the_payment(api):
+    body = create(api).json()
+    payment_process(payment_id=body["id"])
+    response = api.get(body["links"]["status"])
+    assert response.status_code == 303
+    assert response["Location"] == body["links"]["self"] == f"/api/v1/payments/{body['id']}"
+    assert response.json()["status"] == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_long_poll_answers_as_soon_as_the_status_changes(api):
+    body = create(api).json()
+    threading.Timer(0.5, lambda: (payment_process(payment_id=body["id"]), connection.close())).start()
+    started = time.monotonic()
+    response = api.get(body["links"]["status"] + "?wait=10")
+    elapsed = time.monotonic() - started
+    assert response.json()["seq"] > 1  # it woke on a change...
+    assert elapsed < 5  # ...well before the 10 s it could have waited
+
+
+@pytest.mark.django_db(transaction=True)
+def test_long_poll_without_a_change_answers_after_the_wait(api):
+    body = create(api).json()
+    started = time.monotonic()
+    response = api.get(body["links"]["status"] + "?wait=1")
+    assert 0.9 <= time.monotonic() - started < 5
+    assert (response.status_code, response.json()["seq"]) == (200, 1)
+
+
+@pytest.mark.parametrize("wait", ["31", "-1", "soon"])
+def test_long_poll_wait_out_of_range_is_400(api, wait):
+    status_url = create(api).json()["links"]["status"]
+    assert_problem(api.get(f"{status_url}?wait={wait}"), 400, "invalid_wait")
+
+
+def test_someone_elses_payment_is_404_everywhere_and_anonymous_is_401(api):
+    body = create(api).json()
+    stranger = client_for("stranger")
+    for path in (body["links"]["self"], body["links"]["status"], body["links"]["refunds"]):
+        assert_problem(stranger.get(path), 404, "not_found")
+        assert_problem(APIClient().get(path), 401, "not_authenticated")
+    assert_problem(stranger.post(body["links"]["cancel"]), 404, "not_found")
+
+
+# --- GET /api/v1/payments/{id} and the list ---------------------------------------------------------------
+
+
+def test_detail_has_the_timeline_and_refunds(api):
+    body = create(api).json()
+    payment_process(payment_id=body["id"])
+    detail = api.get(body["links"]["self"]).json()
+    assert [e["to_status"] for e in detail["events"]] == ["pending", "processing", "succeeded"]
+    assert detail["refunds"] == [] and detail["amount_captured"] == 2400 and detail["metadata"] == {"order": "1"}
+
+
+def test_list_is_the_clients_own_payments_cursor_paginated_and_filterable(api):
+    ids = [create(api).json()["id"] for _ in range(5)]
+    create(client_for("someone-else"))
+    payment_process(payment_id=ids[0])
+    first_page = api.get("/api/v1/payments?limit=2").json()
+    second_page = api.get(first_page["next"]).json()
+    listed = [p["id"] for p in first_page["results"] + second_page["results"]]
+    assert listed == ids[::-1][:4]
+    assert [p["id"] for p in api.get("/api/v1/payments?status=succeeded").json()["results"]] == [ids[0]]
+    later = (timezone.now() + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    assert api.get("/api/v1/payments", {"created_after": later}).json()["results"] == []
+    assert len(api.get("/api/v1/payments", {"created_before": later}).json()["results"]) == 5
+    assert_problem(api.get("/api/v1/payments?status=teleported"), 400, "validation_error")
+
+
+# --- POST /api/v1/payments/{id}/cancel ---------------------------------------------------------------------
+
+
+def test_cancel_is_202_while_pending_409_while_processing_410_once_final(api):
+    pending = create(api).json()
+    canceled = api.post(pending["links"]["cancel"])
+    assert (canceled.status_code, canceled.json()["status"]) == (202, "canceled")
+    assert_problem(api.post(pending["links"]["cancel"]), 410, "payment_final")
+
+    processing = create(api).json()
+    payment_transition(payment_id=processing["id"], to_status=PaymentStatus.PROCESSING, actor="worker")
+    assert_problem(api.post(processing["links"]["cancel"]), 409, "payment_processing")
+
+
+# --- POST /api/v1/payments/{id}/refunds --------------------------------------------------------------------
+
+
+def refund(client, payment, body=None, key=None):
+    return client.post(
+        payment["links"]["refunds"], body or {}, format="json", HTTP_IDEMPOTENCY_KEY=key or str(uuid.uuid4())
+    )
+
+
+def test_refund_is_202_with_its_status_url_and_replays_by_key(api):
+    payment = create(api).json()
+    payment_process(payment_id=payment["id"])
+    response = refund(api, payment, {"amount": 1000}, key="r-1")
+    assert response.status_code == 202
+    body = response.json()
+    assert response["Location"] == body["links"]["self"]
+    assert (body["amount"], body["status"], body["currency"]) == (1000, "pending", "USD")
+    assert refund(api, payment, {"amount": 1000}, key="r-1")["Idempotent-Replayed"] == "true"
+    assert Refund.objects.count() == 1
+    assert api.get(body["links"]["self"]).json()["id"] == body["id"]
+    assert [r["id"] for r in api.get(payment["links"]["refunds"]).json()["results"]] == [body["id"]]
+    assert_problem(api.get(f"{payment['links']['refunds']}/{uuid.uuid4()}"), 404, "not_found")
+
+
+def test_refund_errors_409_not_refundable_422_too_much_400_no_key(api):
+    payment = create(api).json()
+    assert_problem(refund(api, payment), 409, "payment_not_refundable")  # still pending
+    payment_process(payment_id=payment["id"])
+    assert_problem(refund(api, payment, {"amount": 2401}), 422, "refund_exceeds_capture")
+    assert_problem(api.post(payment["links"]["refunds"], {}, format="json"), 400, "idempotency_key_missing")
+    assert not Refund.objects.exists()
+
+
+# --- errors everywhere are problem+json ------------------------------------------------------------------
+
+
+def test_unknown_api_paths_and_methods_are_problem_json(api):
+    assert_problem(api.get("/api/v1/nowhere"), 404, "not_found")
+    assert_problem(api.delete("/api/v1/payments"), 405, "method_not_allowed")
+
+
+def test_the_server_error_handler_answers_problem_json_for_the_api(rf):
+    from config.errors import server_error
+
+    response = server_error(rf.get("/api/v1/payments"))
+    assert (response.status_code, response["Content-Type"]) == (500, PROBLEM)
+
+
+def test_a_guest_shopper_follows_their_own_status_url_through_to_the_payment(client, product):
+    # the web checkout's guest session owns its payment on the API too (the wait page polls it)
+    accepted = client.post(
+        f"/products/{product.slug}/checkout",
+        {
+            "email": "ada@example.com",
+            "card_number": "4242 4242 4242 4242",
+            "expiry": "12/30",
+            "cvc": "123",
+        },
+        HTTP_ACCEPT="application/json",
+    ).json()
+    payment_process(payment_id=accepted["payment_id"])
+    final = client.get(accepted["status_url"])
+    assert final.status_code == 303
+    assert client.get(final["Location"]).json()["status"] == "succeeded"
