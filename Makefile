@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint migrate clean
+.PHONY: install run test lint migrate clean browser
 
 # .venv is (re)built when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -27,7 +27,14 @@ run: install
 	$(PY) manage.py seed_demo
 	exec $(PY) manage.py runstack
 
-test: install
+# The browser tests drive Debian's Chromium; it is installed here when missing (never a downloaded build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -1,6 +1,14 @@
+import uuid
+
 from django import forms
 
 from payments.cards import CardError, parse_expiry, validate_card
+
+# Where the demo shop ships (ISO 3166-1 alpha-2).
+SHIPPING_COUNTRIES = [
+    ("US", "United States"), ("CA", "Canada"), ("GB", "United Kingdom"), ("IE", "Ireland"), ("DE", "Germany"),
+    ("FR", "France"), ("NL", "Netherlands"), ("ES", "Spain"), ("IT", "Italy"), ("AU", "Australia"),
+]  # fmt: skip
 
 
 class NoEchoTextInput(forms.TextInput):
@@ -11,7 +19,23 @@ class NoEchoTextInput(forms.TextInput):
 
 
 class CheckoutForm(forms.Form):
+    checkout_token = forms.UUIDField(widget=forms.HiddenInput)
     email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    shipping_name = forms.CharField(
+        label="Full name", max_length=120, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
+    shipping_address = forms.CharField(
+        label="Address", max_length=200, widget=forms.TextInput(attrs={"autocomplete": "street-address"})
+    )
+    shipping_city = forms.CharField(
+        label="City", max_length=100, widget=forms.TextInput(attrs={"autocomplete": "address-level2"})
+    )
+    shipping_postcode = forms.CharField(
+        label="Postcode", max_length=20, widget=forms.TextInput(attrs={"autocomplete": "postal-code"})
+    )
+    shipping_country = forms.ChoiceField(
+        label="Country", choices=SHIPPING_COUNTRIES, widget=forms.Select(attrs={"autocomplete": "country"})
+    )
     card_number = forms.CharField(
         label="Card number",
         max_length=23,
@@ -32,10 +56,17 @@ class CheckoutForm(forms.Form):
     )
 
     FIELD_FOR_CARD_ERROR = {"number": "card_number", "expiry": "expiry", "cvc": "cvc"}
+    CARD_FIELDS = ("card_number", "expiry", "cvc")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            # A fresh token for every render: resubmitting *this* form can only ever make one payment.
+            self.initial.setdefault("checkout_token", uuid.uuid4())
 
     def clean(self):
         cleaned = super().clean()
-        if not all(cleaned.get(name) for name in ("card_number", "expiry", "cvc")):
+        if not all(cleaned.get(name) for name in self.CARD_FIELDS):
             return cleaned
         try:
             exp_month, exp_year = parse_expiry(cleaned["expiry"])
@@ -45,3 +76,15 @@ class CheckoutForm(forms.Form):
         except CardError as error:
             self.add_error(self.FIELD_FOR_CARD_ERROR[error.field], error.message)
         return cleaned
+
+    def contact_fields(self):
+        return [self[name] for name in ("email",)]
+
+    def shipping_fields(self):
+        return [
+            self[name]
+            for name in ("shipping_name", "shipping_address", "shipping_city", "shipping_postcode", "shipping_country")
+        ]
+
+    def card_fields(self):
+        return [self[name] for name in self.CARD_FIELDS]

@@ -41,6 +41,11 @@ class Order(models.Model):
     number = models.CharField(max_length=16, unique=True, default=new_order_number, editable=False)
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.AWAITING_PAYMENT)
     email = models.EmailField()
+    shipping_name = models.CharField(max_length=120, blank=True)
+    shipping_address = models.CharField(max_length=200, blank=True)
+    shipping_city = models.CharField(max_length=100, blank=True)
+    shipping_postcode = models.CharField(max_length=20, blank=True)
+    shipping_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2.")
     total = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -67,3 +72,16 @@ class OrderLine(models.Model):
     @property
     def line_total(self) -> int:
         return self.unit_price * self.quantity
+
+
+class CheckoutAttempt(models.Model):
+    """One per rendered checkout form (its hidden token): a double click, a resubmit or a back-and-resubmit of
+    that form lands on the same order instead of making a second payment. Only when that order's payment
+    failed or was canceled does a resubmit start a new order (the shopper is trying again)."""
+
+    token = models.UUIDField(unique=True)
+    order = models.ForeignKey(Order, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.token)

@@ -1,39 +1,103 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
 
-from checkout.models import Order, OrderLine, Product
+from checkout.cart import Cart
+from checkout.models import CheckoutAttempt, Order, OrderLine, Product
 from payments.cards import CardDetails
-from payments.models import Actor, Payment
+from payments.models import Actor, Payment, PaymentStatus
 from payments.services.cards import card_tokenize
 from payments.services.payments import payment_create
+
+# A resubmitted form starts a new order only when its last payment ended without taking money.
+RETRYABLE_STATUSES = frozenset({PaymentStatus.FAILED, PaymentStatus.CANCELED})
 
 
 class OutOfStock(Exception):
     def __init__(self, product: Product):
-        super().__init__(f"{product.name} is out of stock.")
+        super().__init__(f"Sorry, {product.name} has just sold out.")
         self.product = product
 
 
-def checkout_submit(
-    *, product: Product, email: str, card: CardDetails, owner_user=None, owner_guest_id: uuid.UUID | None
-) -> Payment:
-    """Turn a checkout into an order (stock reserved) and a pending payment, queued for a worker.
+class EmptyCart(Exception):
+    pass
 
-    The card is tokenized first, outside our transaction: after this line only the token, brand, last 4,
-    expiry and fingerprint exist on our side. The reservation is released if the payment fails or is
-    canceled (checkout.orders).
+
+@dataclass(frozen=True)
+class Shipping:
+    name: str
+    address: str
+    city: str
+    postcode: str
+    country: str
+
+
+def _payment_of_attempt(attempt: CheckoutAttempt | None) -> Payment | None:
+    if attempt is None or attempt.order_id is None:
+        return None
+    return Payment.objects.filter(order_id=attempt.order_id).order_by("-created_at").first()
+
+
+def checkout_submit(
+    *,
+    cart: Cart,
+    email: str,
+    shipping: Shipping,
+    card: CardDetails,
+    checkout_token: uuid.UUID,
+    owner_user=None,
+    owner_guest_id: uuid.UUID | None,
+) -> Payment:
+    """Turn the cart into an order (stock reserved) and a pending payment queued for a worker; or, for a form
+    already submitted, the payment it made.
+
+    The card is tokenized first, outside our transaction: after that only the token, brand, last 4, expiry
+    and fingerprint exist on our side. Reservations are released if the payment fails or is canceled.
     """
+    earlier = _payment_of_attempt(CheckoutAttempt.objects.filter(token=checkout_token).first())
+    if earlier is not None and earlier.status not in RETRYABLE_STATUSES:
+        return earlier  # a double click: no second vault call, no second payment
     tokenized = card_tokenize(card)
     with transaction.atomic():
-        # A conditional decrement: two shoppers racing for the last item cannot both get it.
-        if not Product.objects.filter(pk=product.pk, stock__gte=1).update(stock=F("stock") - 1):
-            raise OutOfStock(product)
-        order = Order.objects.create(email=email, total=product.price, currency=product.currency)
-        OrderLine.objects.create(order=order, product=product, name=product.name, unit_price=product.price)
+        # The attempt's row lock makes concurrent submits of one form wait for each other; the first creates
+        # the order, the others find it below.
+        attempt, _ = CheckoutAttempt.objects.select_for_update().get_or_create(token=checkout_token)
+        earlier = _payment_of_attempt(attempt)
+        if earlier is not None and earlier.status not in RETRYABLE_STATUSES:
+            return earlier
+        if cart.is_empty:
+            raise EmptyCart()
+        order = Order.objects.create(
+            email=email,
+            shipping_name=shipping.name,
+            shipping_address=shipping.address,
+            shipping_city=shipping.city,
+            shipping_postcode=shipping.postcode,
+            shipping_country=shipping.country,
+            total=cart.total,
+            currency=cart.currency,
+        )
+        # Products in id order, so two checkouts reserving the same items lock them in the same order.
+        for line in sorted(cart.lines, key=lambda line: line.product.pk):
+            # A conditional decrement: two shoppers racing for the last item cannot both get it.
+            reserved = Product.objects.filter(pk=line.product.pk, stock__gte=line.quantity).update(
+                stock=F("stock") - line.quantity
+            )
+            if not reserved:
+                raise OutOfStock(line.product)
+            OrderLine.objects.create(
+                order=order,
+                product=line.product,
+                name=line.product.name,
+                unit_price=line.product.price,
+                quantity=line.quantity,
+            )
+        attempt.order = order
+        attempt.save(update_fields=["order"])
         return payment_create(
             amount=order.total,
             currency=order.currency,
@@ -44,3 +108,11 @@ def checkout_submit(
             order=order,
             description=f"Order {order.number}",
         )
+
+
+def order_lines_for_retry(*, order: Order) -> dict[int, int] | None:
+    """What to put back in the cart to try again: the order's lines, if its payment took no money."""
+    payment = order.payments.order_by("-created_at").first()
+    if payment is None or payment.status not in RETRYABLE_STATUSES:
+        return None
+    return {line.product_id: line.quantity for line in order.lines.all()}

@@ -2,23 +2,23 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
 
+from checkout.cart import MAX_QUANTITY, cart_add, cart_clear, cart_get, cart_replace, cart_set_quantity
 from checkout.forms import CheckoutForm
+from checkout.models import Order, Product
 from checkout.selectors import product_get_for_sale, product_list_for_sale
-from checkout.services import OutOfStock, checkout_submit
-from payments.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+from checkout.services import EmptyCart, OutOfStock, Shipping, checkout_submit, order_lines_for_retry
+from payments.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from payments.guests import guest_id_ensure, guest_id_from_session
 from payments.selectors import payment_get_for_viewer, payment_status_payload
-
-
-def catalog(request):
-    return render(request, "checkout/catalog.html", {"products": product_list_for_sale()})
 
 
 def _wants_json(request) -> bool:
@@ -26,15 +26,68 @@ def _wants_json(request) -> bool:
 
 
 def _problem(status: int, code: str, detail: str, **extra) -> JsonResponse:
-    body = {
-        "type": PROBLEM_TYPE_BASE + code.replace("_", "-"),
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **extra,
-    }
-    return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+    return JsonResponse(
+        problem_body(status=status, code=code, detail=detail, title=HTTPStatus(status).phrase, **extra),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+# --- catalog and cart -----------------------------------------------------------------------------------
+
+
+def catalog(request):
+    products = product_list_for_sale()
+    return render(request, "checkout/catalog.html", {"products": products, "cart": cart_get(request.session)})
+
+
+def product_detail(request, slug):
+    product = product_get_for_sale(slug=slug)
+    if product is None:
+        raise Http404("No such product.")
+    return render(
+        request,
+        "checkout/product.html",
+        {
+            "product": product,
+            "cart": cart_get(request.session),
+            "quantities": range(1, MAX_QUANTITY + 1),
+        },
+    )
+
+
+def _quantity(request, default: int) -> int:
+    try:
+        return int(request.POST.get("quantity", default))
+    except ValueError:
+        return default
+
+
+@require_POST
+def cart_add_view(request):
+    product = get_object_or_404(Product, pk=request.POST.get("product_id"), is_active=True)
+    if product.stock <= 0:
+        messages.error(request, f"Sorry, {product.name} is out of stock.")
+        return redirect("checkout:catalog")
+    cart_add(request.session, product=product, quantity=max(1, _quantity(request, 1)))
+    messages.success(request, f"{product.name} is in your cart.")
+    return redirect("checkout:cart")
+
+
+@require_POST
+def cart_update_view(request):
+    product = get_object_or_404(Product, pk=request.POST.get("product_id"))
+    quantity = 0 if "remove" in request.POST else _quantity(request, 1)
+    cart_set_quantity(request.session, product=product, quantity=quantity)
+    return redirect("checkout:cart")
+
+
+def cart_view(request):
+    quantities = range(1, MAX_QUANTITY + 1)
+    return render(request, "checkout/cart.html", {"cart": cart_get(request.session), "quantities": quantities})
+
+
+# --- checkout -------------------------------------------------------------------------------------------
 
 
 # Error reports must never carry what the shopper typed into the card fields.
@@ -42,39 +95,52 @@ def _problem(status: int, code: str, detail: str, **extra) -> JsonResponse:
 class CheckoutView(View):
     template_name = "checkout/checkout.html"
 
-    def _product_or_404(self, slug):
-        product = product_get_for_sale(slug=slug)
-        if product is None:
-            raise Http404("No such product.")
-        return product
+    def _page(self, request, form, cart, status=200):
+        return render(request, self.template_name, {"form": form, "cart": cart}, status=status)
 
-    def get(self, request, slug):
-        product = self._product_or_404(slug)
-        return render(request, self.template_name, {"product": product, "form": CheckoutForm()})
+    def get(self, request):
+        cart = cart_get(request.session)
+        if cart.is_empty:
+            messages.info(request, "Your cart is empty.")
+            return redirect("checkout:cart")
+        return self._page(request, CheckoutForm(), cart)
 
-    def post(self, request, slug):
-        product = self._product_or_404(slug)
+    def post(self, request):
+        cart = cart_get(request.session)
         form = CheckoutForm(request.POST)
         if not form.is_valid():
             if _wants_json(request):
                 errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
                 return _problem(422, "validation_error", "Some fields need attention.", errors=errors)
-            return render(request, self.template_name, {"product": product, "form": form}, status=422)
-
+            return self._page(request, form, cart, status=422)
+        data = form.cleaned_data
         try:
             payment = checkout_submit(
-                product=product,
-                email=form.cleaned_data["email"],
-                card=form.cleaned_data["card"],
+                cart=cart,
+                email=data["email"],
+                shipping=Shipping(
+                    name=data["shipping_name"],
+                    address=data["shipping_address"],
+                    city=data["shipping_city"],
+                    postcode=data["shipping_postcode"],
+                    country=data["shipping_country"],
+                ),
+                card=data["card"],
+                checkout_token=data["checkout_token"],
                 owner_user=request.user,
                 owner_guest_id=guest_id_ensure(request.session),
             )
-        except OutOfStock:
-            message = f"Sorry, {product.name} has just sold out. Nothing was charged."
+        except (OutOfStock, EmptyCart) as refused:
+            message = str(refused) if isinstance(refused, OutOfStock) else "Your cart is empty."
+            message += " Nothing was charged."
+            code = "out_of_stock" if isinstance(refused, OutOfStock) else "empty_cart"
             if _wants_json(request):
-                return _problem(409, "out_of_stock", message)
+                return _problem(409, code, message)
             form.add_error(None, message)
-            return render(request, self.template_name, {"product": product, "form": form}, status=409)
+            return self._page(request, form, cart, status=409)
+
+        # The cart became this order; "try another card" puts it back if the payment fails.
+        cart_clear(request.session)
         wait_url = reverse("checkout:wait", kwargs={"payment_id": payment.id})
         if not _wants_json(request):
             # Post/Redirect/Get: a refresh of the next page never re-submits the payment.
@@ -99,8 +165,30 @@ def wait(request, payment_id):
     )
     if payment is None:
         raise Http404("No such payment.")
+    order = payment.order
     return render(
         request,
         "checkout/wait.html",
-        {"payment": payment, "order": payment.order, "document": payment_status_payload(payment)},
+        {
+            "payment": payment,
+            "order": order,
+            "lines": order.lines.all() if order else [],
+            "document": payment_status_payload(payment),
+        },
     )
+
+
+@require_POST
+def order_retry(request, number):
+    """Try another card: the failed order's items go back in the cart, and the shopper returns to checkout."""
+    order = get_object_or_404(Order, number=number)
+    payment = order.payments.order_by("-created_at").first()
+    guest_id = guest_id_from_session(request.session)
+    if payment is None or payment_get_for_viewer(payment_id=payment.pk, user=request.user, guest_id=guest_id) is None:
+        raise Http404("No such order.")
+    lines = order_lines_for_retry(order=order)
+    if lines is None:
+        messages.info(request, "This order's payment did not fail, so there is nothing to retry.")
+        return redirect("checkout:wait", payment_id=payment.pk)
+    cart_replace(request.session, lines)
+    return redirect("checkout:checkout")

@@ -109,6 +109,13 @@
     if (!finished && elapsed) elapsed.textContent = "Waiting " + Math.round((Date.now() - startedAt) / 1000) + " s";
   }, 1000);
 
+  // Back/forward cache: a page restored from memory may show an old state; ask for the current one.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted || finished) return;
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "resume", after_seq: lastSeq }));
+    else startPolling(0);
+  });
+
   apply(initial);
   if (!finished) connect();
 })();

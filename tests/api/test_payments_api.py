@@ -17,6 +17,7 @@ from payments.api.throttling import ClientRateThrottle
 from payments.models import IdempotencyRecord, Payment, PaymentStatus, Refund
 from payments.services.payments import payment_process
 from payments.services.transitions import payment_transition
+from tests.integration.shop import checkout_form
 
 PROBLEM = "application/problem+json"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -352,15 +353,9 @@ def test_the_server_error_handler_answers_problem_json_for_the_api(rf):
 
 def test_a_guest_shopper_follows_their_own_status_url_through_to_the_payment(client, product):
     # the web checkout's guest session owns its payment on the API too (the wait page polls it)
+    client.post("/cart/add", {"product_id": product.pk})
     accepted = client.post(
-        f"/products/{product.slug}/checkout",
-        {
-            "email": "ada@example.com",
-            "card_number": "4242 4242 4242 4242",
-            "expiry": "12/30",
-            "cvc": "123",
-        },
-        HTTP_ACCEPT="application/json",
+        "/checkout", checkout_form("4242 4242 4242 4242", cvc="123"), HTTP_ACCEPT="application/json"
     ).json()
     payment_process(payment_id=accepted["payment_id"])
     final = client.get(accepted["status_url"])

@@ -1,66 +1,92 @@
 import re
+import uuid
 
 import django_rq
 import pytest
-from django.urls import reverse
+from django.test import Client
 
 from checkout.models import Order
 from payments.models import Payment
-from tests.conftest import VISA_OK
+from payments.services.payments import payment_process
+from tests.conftest import VISA_DECLINED, VISA_OK
+from tests.integration.shop import checkout_form
 
-CARD_FORM = {
-    "email": "ada@example.com",
-    "card_number": "4242 4242 4242 4242",
-    "expiry": "12/30",
-    "cvc": "123",
-}
+CARD_NUMBER = "4242 4242 4242 4242"
 
 
-def checkout_url(product):
-    return reverse("checkout:checkout", kwargs={"slug": product.slug})
+def add_to_cart(client, product, quantity=1):
+    return client.post("/cart/add", {"product_id": product.pk, "quantity": quantity})
 
 
-def test_catalog_lists_products_with_prices(client, product):
+def pay(client, form=None, **headers):
+    return client.post("/checkout", form or checkout_form(CARD_NUMBER, cvc="123"), **headers)
+
+
+def test_catalog_lists_products_with_prices_and_the_cart_count(client, product):
     response = client.get("/")
     assert response.status_code == 200
-    assert "Espresso beans" in response.text
-    assert "$24.00" in response.text
+    assert "Espresso beans" in response.text and "$24.00" in response.text
+    add_to_cart(client, product, 2)
+    assert 'aria-label="2 items"' in client.get("/").text
 
 
-def test_checkout_form_has_the_exact_labels_and_a_pay_button(client, product):
-    html = client.get(checkout_url(product)).text
+def test_cart_add_change_remove_and_totals(client, product):
+    add_to_cart(client, product, 2)
+    page = client.get("/cart")
+    assert "$48.00" in page.text
+    client.post("/cart/update", {"product_id": product.pk, "quantity": 3})
+    assert "$72.00" in client.get("/cart").text
+    client.post("/cart/update", {"product_id": product.pk, "remove": "1"})
+    assert "Your cart is empty." in client.get("/cart").text
+
+
+def test_product_page_and_out_of_stock(client, product):
+    assert "10 in stock" in client.get(f"/products/{product.slug}").text
+    product.stock = 0
+    product.save()
+    assert "Out of stock" in client.get(f"/products/{product.slug}").text
+    add_to_cart(client, product)
+    assert "Your cart is empty." in client.get("/cart").text
+    assert client.get("/products/nope").status_code == 404
+
+
+def test_checkout_with_an_empty_cart_goes_back_to_the_cart(client, db):
+    response = client.get("/checkout")
+    assert (response.status_code, response["Location"]) == (302, "/cart")
+
+
+def test_checkout_form_has_the_exact_card_labels_and_a_pay_button(client, product):
+    add_to_cart(client, product)
+    html = client.get("/checkout").text
     labels = re.findall(r"<label[^>]*>([^<]+)</label>", html)
-    assert labels == ["Email", "Card number", "Expiry", "CVC"]
+    assert labels[0] == "Email"
+    assert labels[-3:] == ["Card number", "Expiry", "CVC"]
     assert 'placeholder="MM/YY"' in html
     assert re.search(r"<button[^>]*>Pay</button>", html)
+    assert re.search(r'name="checkout_token" value="[0-9a-f-]{36}"', html)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_submit_with_javascript_answers_202_with_the_status_url(client, product):
-    # when
-    response = client.post(checkout_url(product), CARD_FORM, HTTP_ACCEPT="application/json")
-    # then
+    add_to_cart(client, product, 2)
+    response = pay(client, HTTP_ACCEPT="application/json")
     assert response.status_code == 202
     body = response.json()
     payment = Payment.objects.get(pk=body["payment_id"])
     assert response["Location"] == body["status_url"] == f"/api/v1/payments/{payment.pk}/status"
     assert body["wait_url"] == f"/payments/{payment.pk}/wait"
-    assert body["payment"]["status"] == "pending"
-    assert (payment.amount, payment.currency, payment.card_brand, payment.card_last4) == (
-        2400,
-        "USD",
-        "visa",
-        "4242",
-    )
-    assert payment.order.email == "ada@example.com"
-    assert payment.order.lines.get().unit_price == 2400
-    # the job is on the queue, carrying only the id
+    assert (payment.amount, payment.currency, payment.card_brand, payment.card_last4) == (4800, "USD", "visa", "4242")
+    order = payment.order
+    assert (order.email, order.shipping_city, order.shipping_country) == ("ada@example.com", "London", "GB")
+    assert [(line.name, line.quantity, line.unit_price) for line in order.lines.all()] == [("Espresso beans", 2, 2400)]
     assert [job.args for job in django_rq.get_queue("payments").get_jobs()] == [(str(payment.pk),)]
+    assert "Your cart is empty." in client.get("/cart").text  # the cart became the order
 
 
 @pytest.mark.django_db(transaction=True)
 def test_submit_without_javascript_redirects_303_to_the_wait_page(client, product):
-    response = client.post(checkout_url(product), CARD_FORM)
+    add_to_cart(client, product)
+    response = pay(client)
     payment = Payment.objects.get()
     assert response.status_code == 303
     assert response["Location"] == f"/payments/{payment.pk}/wait"
@@ -74,55 +100,71 @@ def test_submit_without_javascript_redirects_303_to_the_wait_page(client, produc
         ("expiry", "13/30", "between 01 and 12"),
         ("cvc", "12", "3 digits"),
         ("email", "not-an-email", "valid email"),
+        ("shipping_name", "", "required"),
     ],
 )
 def test_bad_input_is_refused_inline_and_records_nothing(client, product, field, value, message):
-    page = client.post(checkout_url(product), {**CARD_FORM, field: value})
+    add_to_cart(client, product)
+    form = {**checkout_form(CARD_NUMBER, cvc="123"), field: value}
+    page = pay(client, form)
     assert page.status_code == 422
     assert message in page.text
     assert "value=" not in re.findall(r'<input[^>]*name="cvc"[^>]*>', page.text)[0]  # the CVC is never echoed
-
-    api = client.post(checkout_url(product), {**CARD_FORM, field: value}, HTTP_ACCEPT="application/json")
+    api = pay(client, form, HTTP_ACCEPT="application/json")
     assert api.status_code == 422
     assert api["Content-Type"] == "application/problem+json"
     assert message in " ".join(api.json()["errors"][field])
-    assert not Payment.objects.exists()
-    assert not Order.objects.exists()
-
-
-def test_unknown_product_is_404(client, db):
-    assert client.get("/products/nope/checkout").status_code == 404
+    assert not Payment.objects.exists() and not Order.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_status_url_belongs_to_the_session_that_paid(client, product, django_user_model):
-    # given
-    status_url = client.post(checkout_url(product), CARD_FORM, HTTP_ACCEPT="application/json")["Location"]
-    # then: the owner sees it, with a Retry-After while it is not final
-    own = client.get(status_url)
-    assert own.status_code == 200
-    assert own.json()["status"] == "pending"
-    assert own["Retry-After"] == "2"
-    # a stranger's session gets 404, and no session at all gets 401, both as problem+json
-    from django.test import Client
+def test_one_form_makes_one_payment_however_often_it_is_submitted(client, product):
+    add_to_cart(client, product)
+    form = checkout_form(CARD_NUMBER, cvc="123")
+    first = pay(client, form, HTTP_ACCEPT="application/json").json()
+    again = pay(client, form, HTTP_ACCEPT="application/json").json()  # double click, resubmit, back + resubmit
+    assert again["payment_id"] == first["payment_id"]
+    assert pay(client, form)["Location"] == first["wait_url"]
+    assert Payment.objects.count() == 1
 
-    stranger = Client()
-    stranger.post(checkout_url(product), CARD_FORM, HTTP_ACCEPT="application/json")  # a session of their own
-    assert stranger.get(status_url).status_code == 404
-    anonymous = Client().get(status_url)
-    assert anonymous.status_code in (401, 403)
-    assert anonymous["Content-Type"] == "application/problem+json"
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_decline_try_another_card_restores_the_cart_and_a_new_payment_follows(client, product):
+    add_to_cart(client, product, 2)
+    declined = pay(client, checkout_form(VISA_DECLINED, cvc="123"), HTTP_ACCEPT="application/json").json()
+    payment_process(payment_id=declined["payment_id"])
+    order = Payment.objects.get(pk=declined["payment_id"]).order
+    wait_page = client.get(declined["wait_url"]).text
+    assert "Your card was declined by your bank." in wait_page and "Try another card" in wait_page
+    # when
+    retry = client.post(f"/orders/{order.number}/retry")
+    # then: back at checkout with the same two items
+    assert retry["Location"] == "/checkout"
+    assert "Espresso beans × 2" in client.get("/checkout").text
+    second = pay(client, checkout_form(VISA_OK, cvc="123"), HTTP_ACCEPT="application/json").json()
+    assert second["payment_id"] != declined["payment_id"]
+    # and a retry of an order that did not fail changes nothing
+    payment_process(payment_id=second["payment_id"])
+    paid = Payment.objects.get(pk=second["payment_id"]).order
+    assert client.post(f"/orders/{paid.number}/retry")["Location"] == second["wait_url"]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_wait_page_shows_status_and_is_404_for_strangers(client, product):
-    wait_url = client.post(checkout_url(product), CARD_FORM)["Location"]
+    add_to_cart(client, product)
+    wait_url = pay(client)["Location"]
     page = client.get(wait_url)
     assert page.status_code == 200
     assert 'data-payment-status="pending"' in page.text
     assert "Please wait, your payment is being processed" in page.text
     assert '<meta http-equiv="refresh"' in page.text  # without JavaScript, it refreshes itself
-    from django.test import Client
-
     assert Client().get(wait_url).status_code == 404
     assert VISA_OK not in page.text
+    assert Client().post(f"/orders/{Payment.objects.get().order.number}/retry").status_code == 404
+
+
+def test_a_form_token_is_a_uuid(client, product):
+    add_to_cart(client, product)
+    form = {**checkout_form(CARD_NUMBER, cvc="123"), "checkout_token": "not-a-uuid"}
+    assert pay(client, form).status_code == 422
+    assert uuid.UUID(checkout_form(CARD_NUMBER)["checkout_token"])

@@ -1,24 +1,24 @@
 """An order follows its payment: stock is reserved at submit and goes back on the shelf only if no money came."""
 
 import pytest
-from django.urls import reverse
 
 from checkout.models import Order, OrderStatus, Product
 from payments.models import Actor, Payment, PaymentStatus
 from payments.services.payments import payment_cancel, payment_process
 from payments.services.transitions import TransitionNotAllowed, payment_transition
+from tests.integration.shop import checkout_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CARD_FORM = {"email": "ada@example.com", "card_number": "4242 4242 4242 4242", "expiry": "12/30", "cvc": "123"}
+OK_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"
 
 
-def _submit(client, product, card_number=CARD_FORM["card_number"]):
+def _submit(client, product, card_number=OK_CARD, *, add=True, **headers):
+    if add:
+        client.post("/cart/add", {"product_id": product.pk})
     return client.post(
-        reverse("checkout:checkout", kwargs={"slug": product.slug}),
-        {**CARD_FORM, "card_number": card_number},
-        HTTP_ACCEPT="application/json",
+        "/checkout", checkout_form(card_number, cvc="123"), **(headers or {"HTTP_ACCEPT": "application/json"})
     )
 
 
@@ -26,7 +26,7 @@ def _stock(product) -> int:
     return Product.objects.get(pk=product.pk).stock
 
 
-def _checkout(client, product, card_number=CARD_FORM["card_number"]) -> Payment:
+def _checkout(client, product, card_number=OK_CARD) -> Payment:
     response = _submit(client, product, card_number)
     assert response.status_code == 202
     return Payment.objects.get(pk=response.json()["payment_id"])
@@ -94,10 +94,11 @@ def test_a_final_payment_cannot_be_canceled_and_its_order_stays_paid(client, pro
 
 
 def test_out_of_stock_is_a_409_problem_and_records_no_order_or_payment(client, product):
-    # given
+    # given: the last item sells out while it sits in this shopper's cart
+    client.post("/cart/add", {"product_id": product.pk})
     Product.objects.filter(pk=product.pk).update(stock=0)
     # when
-    response = _submit(client, product)
+    response = _submit(client, product, add=False)
     # then
     assert response.status_code == 409
     assert response["Content-Type"] == "application/problem+json"
@@ -111,9 +112,10 @@ def test_out_of_stock_is_a_409_problem_and_records_no_order_or_payment(client, p
 
 def test_out_of_stock_without_javascript_shows_the_message_on_the_page(client, product):
     # given
+    client.post("/cart/add", {"product_id": product.pk})
     Product.objects.filter(pk=product.pk).update(stock=0)
     # when
-    page = client.post(reverse("checkout:checkout", kwargs={"slug": product.slug}), CARD_FORM)
+    page = _submit(client, product, add=False, HTTP_ACCEPT="text/html")
     # then
     assert page.status_code == 409
     assert "Sorry, Espresso beans has just sold out. Nothing was charged." in page.text

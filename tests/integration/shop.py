@@ -1,32 +1,50 @@
-"""A shopper on the live stack: one browser-like session (cookies, CSRF token) that can pay for a product."""
+"""A shopper on the live stack: one browser-like session (cookies, CSRF token) that puts a product in the cart
+and pays for it."""
 
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 
 AMEX_PREFIXES = ("34", "37")
+SHIPPING = {
+    "email": "ada@example.com", "shipping_name": "Ada Lovelace", "shipping_address": "12 St James's Square",
+    "shipping_city": "London", "shipping_postcode": "SW1Y 4JH", "shipping_country": "GB",
+}  # fmt: skip
+
+
+def checkout_form(card_number: str, *, cvc: str | None = None, token=None) -> dict:
+    """The checkout form as a browser fills it in (a fresh render's token unless one is given)."""
+    cvc = cvc or ("1234" if card_number.startswith(AMEX_PREFIXES) else "737")
+    return {
+        **SHIPPING,
+        "card_number": card_number,
+        "expiry": "12/30",
+        "cvc": cvc,
+        "checkout_token": str(token or uuid.uuid4()),
+    }
 
 
 class Shopper:
-    def __init__(self, base_url: str, product_slug: str):
+    def __init__(self, base_url: str, product_id: int):
         self.client = httpx.Client(base_url=base_url, timeout=30)
-        self.checkout_path = f"/products/{product_slug}/checkout"
-        page = self.client.get(self.checkout_path)
+        self.product_id = product_id
+        page = self.client.get("/")
         self.csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
 
+    def add_to_cart(self, quantity: int = 1) -> None:
+        response = self.client.post(
+            "/cart/add", data={"csrfmiddlewaretoken": self.csrf, "product_id": self.product_id, "quantity": quantity}
+        )
+        assert response.status_code == 302, response.text
+
     def submit(self, card_number: str, cvc: str | None = None) -> httpx.Response:
-        cvc = cvc or ("1234" if card_number.startswith(AMEX_PREFIXES) else "737")
+        self.add_to_cart()
         return self.client.post(
-            self.checkout_path,
-            data={
-                "csrfmiddlewaretoken": self.csrf,
-                "email": "ada@example.com",
-                "card_number": card_number,
-                "expiry": "12/30",
-                "cvc": cvc,
-            },
+            "/checkout",
+            data={"csrfmiddlewaretoken": self.csrf, **checkout_form(card_number, cvc=cvc)},
             headers={"Accept": "application/json"},
         )
 

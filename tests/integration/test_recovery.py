@@ -39,7 +39,7 @@ def assert_audit_passes(stack) -> dict:
 def test_a_worker_killed_mid_bank_call_still_ends_final_and_debited_once(live_stack_factory, product):
     # given: a bank call that takes 4 s, and a worker lease of 1 s
     stack = live_stack_factory(SANDBOX_SLOW_CARD_MS="4000", PAYMENTS_PROCESSING_LEASE="1", PAYMENTS_SETTLE_RETRY="1")
-    payment_id = Shopper(stack.http_url, product.slug).pay(SLOW_CARD)["payment_id"]
+    payment_id = Shopper(stack.http_url, product.pk).pay(SLOW_CARD)["payment_id"]
     worker = stack.start_worker()
     wait_until(lambda: status_of(payment_id) == "processing", timeout=30, message="the worker to take the payment")
 
@@ -71,7 +71,7 @@ def test_redis_down_at_submit_still_answers_202_and_the_payment_is_processed_onc
     restarted = None
     try:
         stack = live_stack_factory(REDIS_URL=redis_url, PAYMENTS_PENDING_GRACE="1")
-        shopper = Shopper(stack.http_url, product.slug)
+        shopper = Shopper(stack.http_url, product.pk)
         server.stop()
 
         # when: the shopper pays while Redis is down
@@ -105,7 +105,7 @@ def test_two_worker_processes_racing_on_one_payment_charge_it_once(live_stack_fa
     # given: one pending payment with two jobs queued for it (as a re-drive racing the original would do),
     # and a bank slow enough for the two workers to overlap
     stack = live_stack_factory(SANDBOX_LATENCY_MS="1500", SANDBOX_LATENCY_JITTER_MS="0")
-    payment_id = Shopper(stack.http_url, product.slug).pay(VISA_OK)["payment_id"]
+    payment_id = Shopper(stack.http_url, product.pk).pay(VISA_OK)["payment_id"]
     django_rq.get_queue("payments").enqueue(PAYMENT_JOB, payment_id, job_id=f"duplicate-{payment_id}")
     assert django_rq.get_queue("payments").count == 2
 

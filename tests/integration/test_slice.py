@@ -28,7 +28,7 @@ async def receive_until_outcome(ws_url: str, timeout: float = 30) -> list[dict]:
 
 
 def pay_and_follow(live_stack, product, card_number):
-    shopper = Shopper(live_stack.http_url, product.slug)
+    shopper = Shopper(live_stack.http_url, product.pk)
     client = shopper.client
     try:
         # when: the shopper pays
@@ -79,7 +79,7 @@ def test_a_declined_card_ends_in_a_clear_decline(live_stack, product):
 
 
 def test_a_websocket_without_a_valid_token_is_refused(live_stack, product):
-    body = Shopper(live_stack.http_url, product.slug).pay(VISA_OK)
+    body = Shopper(live_stack.http_url, product.pk).pay(VISA_OK)
     ws_link = body["payment"]["links"]["websocket"]
     forged = ws_link.split("?token=")[0] + "?token=forged"
 

@@ -75,7 +75,7 @@ def test_hundreds_of_mixed_payments_survive_killed_workers(live_stack_factory, r
 
     # when: shoppers pay concurrently while workers keep dying
     def submit_share(share: list[str]) -> list[tuple[str, str]]:
-        shopper = Shopper(stack.http_url, product.slug)
+        shopper = Shopper(stack.http_url, product.pk)
         try:
             return [(shopper.pay(card)["payment_id"], card) for card in share]
         finally:
