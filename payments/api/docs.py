@@ -88,3 +88,56 @@ CREATE_EXAMPLE = OpenApiExample(
         "metadata": {"order_id": "1042"},
     },
 )
+
+STATUS_DOCUMENT_EXAMPLE = OpenApiExample(
+    "A payment being processed",
+    response_only=True,
+    status_codes=["200", "202"],
+    value={
+        "id": "5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10",
+        "status": "processing",
+        "has_outcome": False,
+        "amount": 2400,
+        "currency": "USD",
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030},
+        "failure": None,
+        "seq": 2,
+        "created_at": "2026-11-24T10:00:00.000000+00:00",
+        "updated_at": "2026-11-24T10:00:00.120000+00:00",
+        "links": {
+            "self": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10",
+            "status": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/status",
+            "cancel": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/cancel",
+            "refunds": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/refunds",
+            "websocket": "/ws/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10?token=eyJwIjoi…",
+        },
+    },
+)
+DECLINED_EXAMPLE = OpenApiExample(
+    "A declined payment",
+    response_only=True,
+    status_codes=["303"],
+    value={
+        "id": "5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10",
+        "status": "failed",
+        "has_outcome": True,
+        "amount": 2400,
+        "currency": "USD",
+        "card": {"brand": "visa", "last4": "0002", "exp_month": 12, "exp_year": 2030},
+        "failure": {
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.",
+        },
+        "seq": 3,
+        "created_at": "2026-11-24T10:00:00.000000+00:00",
+        "updated_at": "2026-11-24T10:00:01.020000+00:00",
+        "links": {
+            "self": "/api/v1/payments/5d0f…",
+            "status": "/api/v1/payments/5d0f…/status",
+            "cancel": "/api/v1/payments/5d0f…/cancel",
+            "refunds": "/api/v1/payments/5d0f…/refunds",
+            "websocket": "/ws/payments/5d0f…?token=…",
+        },
+    },
+)

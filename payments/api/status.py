@@ -44,6 +44,7 @@ class PaymentStatusSchemaView(APIView):
         operation_id="payments_status",
         summary="The status URL: poll it, or long-poll it with ?wait=N",
         parameters=[PAYMENT_ID, docs.WAIT, docs.IF_NONE_MATCH, docs.ETAG, docs.RETRY_AFTER, docs.LOCATION],
+        examples=[docs.STATUS_DOCUMENT_EXAMPLE, docs.DECLINED_EXAMPLE],
         responses={
             200: OpenApiResponse(PaymentStatusDocument, description="Not final yet: ask again after Retry-After."),
             303: OpenApiResponse(PaymentStatusDocument, description="Final: the payment is at Location."),

@@ -148,7 +148,7 @@ class PaymentsView(APIView):
         summary="Create a payment (202 Accepted: it is processed asynchronously)",
         request=PaymentCreateSerializer,
         parameters=[docs.IDEMPOTENCY_KEY, docs.LOCATION, docs.RETRY_AFTER, docs.REPLAYED],
-        examples=[docs.CREATE_EXAMPLE],
+        examples=[docs.CREATE_EXAMPLE, docs.STATUS_DOCUMENT_EXAMPLE],
         responses={
             202: OpenApiResponse(PaymentStatusDocument, description="Accepted: follow `Location` (the status URL)."),
             400: docs.problem("Idempotency-Key missing or malformed", "idempotency_key_missing", 400),

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from payments.services.dispatch import payment_enqueue, refund_enqueue
+from payments.services.idempotency import idempotency_purge_expired
 from payments.services.transitions import TransitionNotAllowed, payment_transition, recheck_at_for, refund_transition
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def payments_reconcile(*, limit: int = 500) -> Counter:
         )
         if refund_enqueue(refund_id=refund_id, unless_queued=True):
             done["refunds_requeued"] += 1
+    # Idempotency keys are kept IDEMPOTENCY_KEY_TTL (24 h); past that their records are housekeeping.
+    purged = idempotency_purge_expired()
+    if purged:
+        done["idempotency_keys_purged"] = purged
     if done:
         logger.info("reconciler: %s", dict(done))
     return done
