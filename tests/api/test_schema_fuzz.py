@@ -1,14 +1,19 @@
 """Property-based: the payments API answers what its own OpenAPI document (/api/v1/schema) says it answers.
 
-schemathesis reads the document from the app itself and generates requests from it (positive and negative
-data); every answer must not be a 5xx, must have a documented status code, content type, headers and body.
-Three views of the API: anything the schema allows on random ids (mostly 404s, plus the list and create
-operations), the same operations on real payments of the signed-in client in every state, and explicit
-requests that walk the documented happy paths (202, 200, 303, 304, 409, 410, ...) through the same checks.
+schemathesis loads the document from the app itself and generates requests from it (positive and negative
+data, through its examples, coverage and fuzzing phases). Every answer must not be a 5xx and must have a
+documented status code, content type, headers and body. Four views of the API:
+
+1. every operation with whatever the schema allows (random ids: mostly 404s; list and create really run);
+2. the operations on a payment id on the signed-in client's real payments, in every state (and a stranger's);
+3. explicit requests that walk every documented outcome (202, replay, 200, 303, 304, 400, 401, 404, 409,
+   410, 422, 429, 503) through the same checks, so a run never passes on 4xx alone;
+4. hostile inputs the generators rarely produce (NUL, lone surrogates, Unicode digits).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -30,11 +35,13 @@ from payments.api.throttling import ClientRateThrottle
 from payments.cards import validate_card
 from payments.models import Actor, Payment, PaymentStatus
 from payments.services.cards import card_tokenize
+from payments.services.dispatch import payment_enqueue
+from payments.services.idempotency import idempotency_begin, request_fingerprint
 from payments.services.payments import payment_cancel, payment_create, payment_process
 from payments.services.refunds import refund_create, refund_process
 from payments.services.transitions import payment_transition
 
-# The document as any client gets it: from the running app (WSGI; Django adapts the async status view).
+# The document as any client gets it, from the app itself (WSGI: Django adapts the async status view).
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema", application)
 
 CHECKS = [
@@ -44,40 +51,39 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-import os  # EXPLORE
-if os.environ.get("EXPLORE_NO_CT"):  # EXPLORE
-    CHECKS.remove(content_type_conformance)  # EXPLORE
-
-
-def _stat(case, r):  # EXPLORE
-    with open("/tmp/fuzzstats.txt", "a") as f:  # EXPLORE
-        f.write(f"{case.operation.label} {r.status_code} {case.meta.phase.name.value if case.meta else '-'}\n")
-
-
-FUZZ = settings(max_examples=int(os.environ.get("EXPLORE_N", 40)), deadline=None, suppress_health_check=list(HealthCheck))
+MAX_EXAMPLES = 50
+FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 CARDS = {
     "visa": ("4242424242424242", "123"),
     "mastercard": ("5555555555554444", "123"),
     "amex": ("378282246310005", "1234"),
     "declined": ("4000000000000002", "123"),
 }
-CREATE_EXAMPLE = schema["/api/v1/payments"]["POST"].definition.raw["requestBody"]["content"]["application/json"][
-    "examples"
-]["AVisaTestCard"]["value"]
+PAYMENTS = "/api/v1/payments"
+PAYMENT = "/api/v1/payments/{payment_id}"
+STATUS = "/api/v1/payments/{payment_id}/status"
+CANCEL = "/api/v1/payments/{payment_id}/cancel"
+REFUNDS = "/api/v1/payments/{payment_id}/refunds"
+REFUND = "/api/v1/payments/{payment_id}/refunds/{refund_id}"
+# The request example the schema itself documents for POST /payments.
+CREATE_EXAMPLE = schema[PAYMENTS]["POST"].definition.raw["requestBody"]["content"]["application/json"]["examples"][
+    "AVisaTestCard"
+]["value"]
 
 
-# --- steering generation towards requests that get past the first check ---------------------------------
-# Generated strings almost never make a valid Idempotency-Key or a Luhn-valid card number, so without help
-# every write would stop at its 400 or 422. These hooks offer a valid variant next to what was generated
-# (Hypothesis picks either), so the fuzzed amounts, currencies, metadata and refund bodies reach the code
-# behind the validation too.
+# --- steering generation past the first check ----------------------------------------------------------
+# A generated string is almost never a valid Idempotency-Key or a Luhn-valid card number, so every write
+# would stop at its 400 or 422. These hooks offer a valid variant next to what was generated (Hypothesis
+# draws either), so fuzzed amounts, currencies, metadata and refund bodies reach the code behind validation.
+
+
+def _takes_idempotency_key(operation) -> bool:
+    return any(p.location == "header" and p.name == "Idempotency-Key" for p in operation.iter_parameters())
 
 
 @schema.hook
 def flatmap_headers(context, headers):
-    if context.operation is None or "Idempotency-Key" not in {
-        p.name for p in context.operation.iter_parameters() if p.location == "header"
-    }:
+    if context.operation is None or not _takes_idempotency_key(context.operation):
         return st.just(headers)
     valid = st.builds(lambda key: {**(headers or {}), "Idempotency-Key": str(key)}, st.uuids())
     return st.one_of(st.just(headers), valid)
@@ -85,17 +91,14 @@ def flatmap_headers(context, headers):
 
 @schema.hook
 def flatmap_body(context, body):
-    if context.operation is None or context.operation.label != "POST /api/v1/payments":
+    if context.operation is None or context.operation.label != f"POST {PAYMENTS}":
         return st.just(body)
     if not isinstance(body, dict) or not isinstance(body.get("card"), dict):
         return st.just(body)
-    with_card = st.sampled_from(sorted(CARDS)).map(
-        lambda name: {
-            **body,
-            "card": {"number": CARDS[name][0], "cvc": CARDS[name][1], "exp_month": 12, "exp_year": 2030},
-        }
+    with_test_card = st.sampled_from(sorted(CARDS)).map(
+        lambda name: {**body, "card": {"number": CARDS[name][0], "cvc": CARDS[name][1], "exp_month": 12, "exp_year": 2030}}
     )
-    return st.one_of(st.just(body), with_card)
+    return st.one_of(st.just(body), with_test_card)
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------
@@ -103,8 +106,12 @@ def flatmap_body(context, body):
 
 @pytest.fixture
 def merchant(transactional_db, monkeypatch, settings):
-    """A real user with a DRF token. The rate limit is raised (configuration) so the fuzzer is not a 429 test,
-    and a long-poll may hold at most 1 s, so `?wait=` on an unfinished payment costs one second, not 30."""
+    """A real user with a DRF token.
+
+    Configuration, not mocking: the rate limit is raised so the fuzzer does not turn into a 429 test (the
+    429 is exercised on its own below), and a long-poll holds at most 1 s, so a generated `?wait=` on an
+    unfinished payment costs one second instead of up to 30.
+    """
     monkeypatch.setattr(ClientRateThrottle, "THROTTLE_RATES", {"client": "1000000/min"})
     settings.PAYMENTS_MAX_LONG_POLL = 1
     user = get_user_model().objects.create_user(username="fuzz-merchant")
@@ -112,15 +119,17 @@ def merchant(transactional_db, monkeypatch, settings):
     return user
 
 
-def _payment(owner, card: str = "visa", amount: int = 2400, currency: str = "USD") -> Payment:
+def _payment(owner, card: str = "visa", amount: int = 2400) -> Payment:
     number, cvc = CARDS[card]
     details = validate_card(number=number, exp_month=12, exp_year=2030, cvc=cvc)
-    return payment_create(
-        amount=amount, currency=currency, card=card_tokenize(details), actor=Actor.API, owner_user=owner
-    )
+    return payment_create(amount=amount, currency="USD", card=card_tokenize(details), actor=Actor.API, owner_user=owner)
 
 
-def _succeeded(owner, card: str) -> Payment:
+def _processing(owner, card: str = "visa") -> Payment:
+    return payment_transition(payment_id=_payment(owner, card).pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER)
+
+
+def _succeeded(owner, card: str = "visa") -> Payment:
     payment = payment_process(payment_id=_payment(owner, card).pk)
     assert payment.status == PaymentStatus.SUCCEEDED
     return payment
@@ -128,21 +137,10 @@ def _succeeded(owner, card: str) -> Payment:
 
 @pytest.fixture
 def payments_in_every_state(merchant):
-    """The merchant's payments in every state (and one of another client's), as the fuzzer's path ids."""
-    pending = _payment(merchant)
-    processing = payment_transition(
-        payment_id=_payment(merchant).pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER
-    )
+    """The merchant's payments in every status (and one of another client's, which must be a 404)."""
     unknown = payment_transition(
-        payment_id=payment_transition(
-            payment_id=_payment(merchant, "mastercard").pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER
-        ).pk,
-        to_status=PaymentStatus.UNKNOWN,
-        actor=Actor.WORKER,
+        payment_id=_processing(merchant, "mastercard").pk, to_status=PaymentStatus.UNKNOWN, actor=Actor.WORKER
     )
-    canceled = payment_cancel(payment_id=_payment(merchant, "amex").pk, actor=Actor.API)
-    failed = payment_process(payment_id=_payment(merchant, "declined").pk)
-    succeeded = _succeeded(merchant, "visa")
     with_refund_in_flight = _succeeded(merchant, "mastercard")
     refund_create(payment_id=with_refund_in_flight.pk, actor=Actor.API, amount=100, reason="in flight")
     partially_refunded = _succeeded(merchant, "amex")
@@ -151,34 +149,33 @@ def payments_in_every_state(merchant):
     )
     refunded = _succeeded(merchant, "visa")
     refund_process(refund_id=refund_create(payment_id=refunded.pk, actor=Actor.API).pk, actor=Actor.API)
-    strangers = _payment(get_user_model().objects.create_user(username="someone-else"))
-    payments = [
-        pending,
-        processing,
-        unknown,
-        canceled,
-        failed,
-        succeeded,
-        with_refund_in_flight,
-        partially_refunded,
-        refunded,
-        strangers,
+    ids = [
+        _payment(merchant).pk,  # pending
+        _processing(merchant).pk,
+        unknown.pk,
+        payment_cancel(payment_id=_payment(merchant, "amex").pk, actor=Actor.API).pk,
+        payment_process(payment_id=_payment(merchant, "declined").pk).pk,  # failed
+        _succeeded(merchant, "visa").pk,
+        with_refund_in_flight.pk,
+        partially_refunded.pk,
+        refunded.pk,
+        _payment(get_user_model().objects.create_user(username="someone-else")).pk,
     ]
-    statuses = {Payment.objects.get(pk=p.pk).status for p in payments}
-    assert statuses == set(PaymentStatus.values), statuses
-    return [Payment.objects.get(pk=p.pk) for p in payments]
+    payments = list(Payment.objects.filter(pk__in=ids))
+    assert {p.status for p in payments} == set(PaymentStatus.values)
+    return payments
 
 
-# --- 1. everything the schema allows, on generated ids ------------------------------------------------------
+# --- 1. every operation, with whatever the schema allows ----------------------------------------------------
 
 
 @schema.parametrize()
 @FUZZ
 def test_every_operation_answers_as_documented(case, merchant):
-    _stat(case, case.call_and_validate(headers=merchant.auth_headers, checks=CHECKS))
+    case.call_and_validate(headers=merchant.auth_headers, checks=CHECKS)
 
 
-# --- 2. the same operations on the client's real payments, in every state --------------------------------
+# --- 2. the operations on a payment, on the client's real payments in every state ---------------------------
 
 
 @schema.include(path_regex=r"\{payment_id\}").parametrize()
@@ -188,29 +185,149 @@ def test_operations_on_real_payments_answer_as_documented(case, data, merchant, 
     payment = data.draw(st.sampled_from(payments_in_every_state), label="payment")
     case.path_parameters["payment_id"] = str(payment.pk)
     if "refund_id" in case.path_parameters:
-        refund_ids = [str(r.pk) for r in payment.refunds.all()]
-        case.path_parameters["refund_id"] = data.draw(
-            st.sampled_from([*refund_ids, str(uuid.uuid4())]), label="refund_id"
-        )
-    _stat(case, case.call_and_validate(headers=merchant.auth_headers, checks=CHECKS))
+        refund_ids = sorted(str(refund.pk) for refund in payment.refunds.all())
+        case.path_parameters["refund_id"] = data.draw(st.sampled_from([*refund_ids, str(uuid.uuid4())]), label="refund")
+    case.call_and_validate(headers=merchant.auth_headers, checks=CHECKS)
 
 
-def test_probe_tmp(merchant, payments_in_every_state):  # EXPLORE
-    import json as _j
+# --- 3. every documented outcome, on purpose -----------------------------------------------------------------
 
-    from rest_framework.test import APIClient
 
-    c = APIClient(raise_request_exception=False)
-    c.credentials(HTTP_AUTHORIZATION=merchant.auth_headers["Authorization"])
-    body = dict(CREATE_EXAMPLE)
-    for patch in ({"currency": "\ud800"}, {"metadata": {"\ud800": "x" * 501}}, {"card": {**body["card"], "number": "\ud800"}}, {"metadata": {"\u0000": "x"}}):
-        r = c.post("/api/v1/payments", _j.dumps({**body, **patch}), content_type="application/json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
-        print("PROBE", repr(patch)[:60], r.status_code, r.content[:150])
-    pending = payments_in_every_state[0]
-    for q in ("wait=%C2%B2", "wait=%D9%A3", "wait=1%C2%B2"):
-        r = c.get(f"/api/v1/payments/{pending.pk}/status?{q}")
-        print("WAIT", q, r.status_code, r.content[:150])
-    r = c.get(f"/api/v1/payments/{pending.pk}/status", HTTP_IF_NONE_MATCH=f'"{pending.pk}.\u00b2"')
-    print("INM", r.status_code, r.content[:150])
-    r = c.get("/api/v1/payments?status=\u00b2&created_after=%C2%B2")
-    print("LIST", r.status_code, r.content[:200])
+def send(merchant, path: str, method: str, expected: int, *, auth: dict | None = None, **request):
+    """One explicit request through the same checks; `expected` proves the outcome was really reached."""
+    case = schema[path][method].Case(**request)
+    response = case.call(headers=merchant.auth_headers if auth is None else auth)
+    assert response.status_code == expected, response.content[:500]
+    case.validate_response(response, checks=CHECKS)
+    return response
+
+
+def key() -> dict:
+    return {"Idempotency-Key": f'"{uuid.uuid4()}"'}
+
+
+def test_create_replay_and_idempotency_outcomes(merchant):
+    headers = key()
+    first = send(merchant, PAYMENTS, "POST", 202, body=CREATE_EXAMPLE, headers=headers)
+    replay = send(merchant, PAYMENTS, "POST", 202, body=CREATE_EXAMPLE, headers=headers)
+    assert replay.headers["idempotent-replayed"] == ["true"] and replay.json() == first.json()
+    send(merchant, PAYMENTS, "POST", 422, body={**CREATE_EXAMPLE, "amount": 1}, headers=headers)  # key reused
+    send(merchant, PAYMENTS, "POST", 400, body=CREATE_EXAMPLE, headers={})  # no key
+    send(merchant, PAYMENTS, "POST", 400, body=CREATE_EXAMPLE, headers={"Idempotency-Key": "k" * 256})
+    send(merchant, PAYMENTS, "POST", 422, body={**CREATE_EXAMPLE, "currency": "XXX"}, headers=key())
+    in_flight = "still-running"
+    idempotency_begin(
+        user=merchant,
+        key=in_flight,
+        fingerprint=request_fingerprint(method="POST", path=PAYMENTS, body=CREATE_EXAMPLE),
+    )
+    send(merchant, PAYMENTS, "POST", 409, body=CREATE_EXAMPLE, headers={"Idempotency-Key": in_flight})
+
+
+def test_status_detail_and_list_outcomes(merchant):
+    created = send(merchant, PAYMENTS, "POST", 202, body=CREATE_EXAMPLE, headers=key()).json()
+    path = {"payment_id": created["id"]}
+    polled = send(merchant, STATUS, "GET", 200, path_parameters=path)
+    etag = polled.headers["etag"][0]
+    send(merchant, STATUS, "GET", 304, path_parameters=path, headers={"If-None-Match": etag})
+    send(merchant, STATUS, "GET", 200, path_parameters=path, query={"wait": 1})  # a long-poll that times out
+    send(merchant, STATUS, "GET", 400, path_parameters=path, query={"wait": 31})
+    payment_process(payment_id=created["id"])
+    final = send(merchant, STATUS, "GET", 303, path_parameters=path, headers={"If-None-Match": etag})
+    assert final.headers["location"] == [created["links"]["self"]]
+    send(merchant, PAYMENT, "GET", 200, path_parameters=path)
+    send(merchant, PAYMENTS, "POST", 202, body=CREATE_EXAMPLE, headers=key())
+    page = send(merchant, PAYMENTS, "GET", 200, query={"limit": 1, "status": "pending"}).json()
+    send(merchant, PAYMENTS, "GET", 200, query={"cursor": page["next"].split("cursor=")[1]} if page["next"] else {})
+    send(merchant, PAYMENTS, "GET", 400, query={"status": "lost"})
+    send(merchant, PAYMENTS, "GET", 404, query={"cursor": "not-a-cursor"})
+
+
+def test_cancel_outcomes(merchant):
+    send(merchant, CANCEL, "POST", 202, path_parameters={"payment_id": str(_payment(merchant).pk)})
+    send(merchant, CANCEL, "POST", 409, path_parameters={"payment_id": str(_processing(merchant).pk)})
+    send(merchant, CANCEL, "POST", 410, path_parameters={"payment_id": str(_succeeded(merchant).pk)})
+
+
+def test_refund_outcomes(merchant):
+    payment = _succeeded(merchant)
+    path = {"payment_id": str(payment.pk)}
+    partial = send(merchant, REFUNDS, "POST", 202, path_parameters=path, body={"amount": 400, "reason": "one"}, headers=key())
+    send(merchant, REFUNDS, "POST", 422, path_parameters=path, body={"amount": 10**6}, headers=key())  # too much
+    send(merchant, REFUNDS, "POST", 202, path_parameters=path, body={}, headers=key())  # the rest
+    send(merchant, REFUNDS, "POST", 422, path_parameters=path, body={}, headers=key())  # nothing left
+    send(merchant, REFUNDS, "POST", 400, path_parameters=path, body={})  # no key
+    send(merchant, REFUNDS, "GET", 200, path_parameters=path)
+    send(merchant, REFUND, "GET", 200, path_parameters={**path, "refund_id": partial.json()["id"]})
+    send(merchant, REFUND, "GET", 404, path_parameters={**path, "refund_id": str(uuid.uuid4())})
+    failed = payment_process(payment_id=_payment(merchant, "declined").pk)
+    send(merchant, REFUNDS, "POST", 409, path_parameters={"payment_id": str(failed.pk)}, body={}, headers=key())
+
+
+def test_who_may_ask_outcomes(merchant):
+    theirs = {"payment_id": str(_payment(get_user_model().objects.create_user(username="someone-else")).pk)}
+    send(merchant, PAYMENT, "GET", 404, path_parameters=theirs)
+    send(merchant, STATUS, "GET", 404, path_parameters=theirs)
+    mine = {"payment_id": str(_payment(merchant).pk)}
+    for bad in ({}, {"Authorization": "Token not-a-token"}):
+        send(merchant, PAYMENTS, "GET", 401, auth=bad)
+        send(merchant, PAYMENT, "GET", 401, auth=bad, path_parameters=mine)
+        send(merchant, STATUS, "GET", 401, auth=bad, path_parameters=mine)
+        send(merchant, PAYMENTS, "POST", 401, auth=bad, body=CREATE_EXAMPLE, headers=key())
+
+
+def test_throttled_outcomes(merchant, monkeypatch):
+    monkeypatch.setattr(ClientRateThrottle, "THROTTLE_RATES", {"client": "1/min"})
+    path = {"payment_id": str(_payment(merchant).pk)}
+    send(merchant, PAYMENT, "GET", 200, path_parameters=path)
+    send(merchant, PAYMENT, "GET", 429, path_parameters=path)
+    send(merchant, STATUS, "GET", 429, path_parameters=path)
+    send(merchant, PAYMENTS, "POST", 429, body=CREATE_EXAMPLE, headers=key())
+
+
+def test_load_shedding_outcome(merchant, settings):
+    settings.PAYMENTS_MAX_BACKLOG = 0
+    payment_enqueue(payment_id=uuid.uuid4())  # one job waiting: over the backlog limit
+    send(merchant, PAYMENTS, "POST", 503, body=CREATE_EXAMPLE, headers=key())
+    assert not Payment.objects.exists()
+
+
+# --- 4. hostile inputs -------------------------------------------------------------------------------------
+# Strings the generators rarely or never produce (Hypothesis' text excludes lone surrogates), sent as any
+# client can: a JSON escape, a percent-encoded query, a Latin-1 header. None may be a 5xx.
+
+
+HOSTILE_BODIES = {
+    "nul-in-a-metadata-key": {**CREATE_EXAMPLE, "metadata": {"order\u0000id": "1042"}},
+    "surrogate-metadata-key": {**CREATE_EXAMPLE, "metadata": {"\ud800": "1042"}},
+    "surrogate-currency": {**CREATE_EXAMPLE, "currency": "\ud800"},
+    "surrogate-description": {**CREATE_EXAMPLE, "description": "\ud800"},
+    "nul-description": {**CREATE_EXAMPLE, "description": "a\u0000b"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_hostile_create_bodies_answer_as_documented(merchant, name):
+    # Serialized by hand: json.dumps escapes a lone surrogate as \ud800, which a JSON parser accepts.
+    raw = json.dumps(HOSTILE_BODIES[name])
+    case = schema[PAYMENTS]["POST"].Case(body=raw, headers={**key(), "Content-Type": "application/json"})
+    response = case.call(headers=merchant.auth_headers)
+    case.validate_response(response, checks=CHECKS)
+    if response.status_code == 202:  # what was accepted must be readable afterwards
+        send(merchant, PAYMENT, "GET", 200, path_parameters={"payment_id": response.json()["id"]})
+
+
+@pytest.mark.parametrize(
+    ("query", "if_none_match"),
+    [
+        ({"wait": "\u00b2"}, None),  # SUPERSCRIPT TWO: str.isdigit() says yes, int() says no
+        ({"wait": "\u0663"}, None),  # ARABIC-INDIC DIGIT THREE: a Unicode decimal digit
+        ({}, "\u00b2"),
+    ],
+    ids=["wait-superscript-two", "wait-arabic-indic-three", "if-none-match-superscript-seq"],
+)
+def test_unicode_digits_on_the_status_url_answer_as_documented(merchant, query, if_none_match):
+    payment = _payment(merchant)
+    headers = {"If-None-Match": f'"{payment.pk}.{if_none_match}"'} if if_none_match else {}
+    case = schema[STATUS]["GET"].Case(path_parameters={"payment_id": str(payment.pk)}, query=query, headers=headers)
+    case.call_and_validate(headers=merchant.auth_headers, checks=CHECKS)
