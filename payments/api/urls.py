@@ -1,6 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.errors import not_found
 from payments.api import views
 from payments.api.status import payment_status
 
@@ -15,4 +16,6 @@ urlpatterns = [
     path("payments/<uuid:payment_id>/refunds/<uuid:refund_id>", views.RefundDetailView.as_view(), name="refund-detail"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="payments-api:schema"), name="docs"),
+    # Anything else under the API is a problem+json 404, with DEBUG on too (Django's debug 404 page is HTML).
+    re_path(r"^.*$", not_found),
 ]
