@@ -55,11 +55,12 @@ def _raw(session) -> dict[str, int]:
 
 def cart_get(session) -> Cart:
     raw = _raw(session)
-    products = Product.objects.in_bulk([int(pk) for pk in raw if pk.isdigit()])
+    ids = [pk for pk in raw if pk.isascii() and pk.isdigit()]
+    products = Product.objects.in_bulk([int(pk) for pk in ids])
     lines = [
         CartLine(product=products[int(pk)], quantity=quantity)
         for pk, quantity in raw.items()
-        if pk.isdigit() and int(pk) in products and products[int(pk)].is_active
+        if pk in ids and int(pk) in products and products[int(pk)].is_active
     ]
     return Cart(lines=sorted(lines, key=lambda line: line.product.name))
 

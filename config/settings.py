@@ -54,6 +54,11 @@ INSTALLED_APPS = [
     "payments",
     "payments.sandbox",
 ]
+# Benchmark-only endpoints (bench/: a ceiling endpoint, a synchronous inline-gateway endpoint, a no-op job) for
+# `make bench`. Never part of the product: installed, and routed in config/urls.py, only when asked for.
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
+if BENCH_ENDPOINTS:
+    INSTALLED_APPS.append("bench")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -133,7 +138,9 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        # No socket timeout: the layer's reads block while a socket waits for a push, and redis-py 8's 5 s
+        # default would break every WebSocket and long-poll that waits longer than that.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}], "capacity": 1000, "expiry": 30},
     },
 }
 
@@ -218,6 +225,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"client": env("API_THROTTLE_RATE", default="600/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "payments.api.problems.problem_exception_handler",
+    # Escape non-ASCII in JSON: an echoed lone surrogate must not break the response.
+    "UNICODE_JSON": False,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -233,6 +242,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "payments.api.docs.problem_media_type_hook",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PaymentStatusEnum": "payments.models.PaymentStatus",
         "RefundStatusEnum": "payments.models.RefundStatus",

@@ -13,10 +13,14 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+# ASCII digits only: str.isdigit() and the regex \d also accept other scripts' digits (and superscripts),
+# which would give one card many spellings, and so many fingerprints.
+ASCII_DIGITS = re.compile(r"[0-9]+")
+
 BRAND_PATTERNS = (
     ("amex", re.compile(r"^3[47]")),
     ("visa", re.compile(r"^4")),
-    ("mastercard", re.compile(r"^(5[1-5]|2(2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720))")),
+    ("mastercard", re.compile(r"^(5[1-5]|2(2[2-9][1-9]|2[3-9][0-9]|[3-6][0-9]{2}|7[01][0-9]|720))")),
 )
 NUMBER_LENGTHS = {"amex": (15,), "visa": (13, 16, 19), "mastercard": (16,)}
 CVC_LENGTHS = {"amex": 4, "visa": 3, "mastercard": 3}
@@ -74,7 +78,7 @@ def detect_brand(digits: str) -> str | None:
 
 def parse_expiry(raw: str) -> tuple[int, int]:
     """'MM/YY' (or MM/YYYY, MMYY) → (month, four-digit year)."""
-    match = re.fullmatch(r"\s*(\d{1,2})\s*/?\s*(\d{2}|\d{4})\s*", raw or "")
+    match = re.fullmatch(r"\s*([0-9]{1,2})\s*/?\s*([0-9]{2}|[0-9]{4})\s*", raw or "", re.ASCII)
     if not match:
         raise CardError("expiry", "Enter the expiry date as MM/YY.", "invalid_expiry")
     month, year = int(match.group(1)), int(match.group(2))
@@ -85,7 +89,7 @@ def parse_expiry(raw: str) -> tuple[int, int]:
 
 def validate_card(*, number: str, exp_month: int, exp_year: int, cvc: str) -> CardDetails:
     digits = normalize_number(number)
-    if not digits.isdigit():
+    if not ASCII_DIGITS.fullmatch(digits):
         raise CardError("number", "Enter the card number using digits only.", "invalid_number")
     brand = detect_brand(digits)
     if brand is None:
@@ -102,7 +106,7 @@ def validate_card(*, number: str, exp_month: int, exp_year: int, cvc: str) -> Ca
         raise CardError("expiry", "The expiry year is too far in the future.", "invalid_expiry_year")
 
     cvc = (cvc or "").strip()
-    if not cvc.isdigit() or len(cvc) != CVC_LENGTHS[brand]:
+    if not ASCII_DIGITS.fullmatch(cvc) or len(cvc) != CVC_LENGTHS[brand]:
         raise CardError("cvc", f"The security code is {CVC_LENGTHS[brand]} digits for this card.", "invalid_cvc")
     return CardDetails(number=digits, exp_month=exp_month, exp_year=exp_year, cvc=cvc, brand=brand)
 

@@ -41,8 +41,10 @@ class PaymentStatusConsumer(AsyncJsonWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         token = query.get("token", [""])[0]
         # The signed token is the credential: without a valid one for *this* payment, the socket behaves
-        # as if the payment did not exist.
+        # as if the payment did not exist. Accepting before closing lets the client read the 4404 code (a
+        # refused handshake would only say 403).
         if payment_id_from_ws_token(token, now=time.time()) != payment_id:
+            await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.payment_id = payment_id

@@ -3,11 +3,12 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
+from payments.api.problems import PROBLEM_CONTENT_TYPE
 from payments.api.serializers import ProblemDocument
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 257},
     OpenApiParameter.HEADER,
     required=True,
     description=(
@@ -45,7 +46,7 @@ IF_NONE_MATCH = OpenApiParameter(
 )
 WAIT = OpenApiParameter(
     "wait",
-    OpenApiTypes.INT,
+    {"type": "integer", "minimum": 0, "maximum": 30},
     OpenApiParameter.QUERY,
     description="Long-poll: hold the request up to this many seconds (at most 30) until the status changes.",
 )
@@ -72,6 +73,7 @@ def problem(description: str, code: str, status: int) -> OpenApiResponse:
     )
 
 
+CSRF_FAILED = problem("A signed-in or guest browser session must send its CSRF token", "permission_denied", 403)
 UNAUTHENTICATED = problem("Not signed in: send `Authorization: Token <key>`", "not_authenticated", 401)
 NOT_FOUND = problem("No such payment for this client", "not_found", 404)
 THROTTLED = problem("Too many requests: wait Retry-After seconds", "throttled", 429)
@@ -141,3 +143,13 @@ DECLINED_EXAMPLE = OpenApiExample(
         },
     },
 )
+
+
+def problem_media_type_hook(result, generator, request, public):
+    """Every error this API sends is application/problem+json; say so in the document."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                if status[:1] in "45" and response.get("content"):
+                    response["content"] = {PROBLEM_CONTENT_TYPE: next(iter(response["content"].values()))}
+    return result

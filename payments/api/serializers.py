@@ -6,6 +6,8 @@ the *Document serializers below only describe them, and schemathesis checks the 
 
 from __future__ import annotations
 
+import unicodedata
+
 from rest_framework import serializers
 
 from payments.cards import CardError, validate_card
@@ -16,6 +18,14 @@ MAX_METADATA_KEYS = 20
 MAX_METADATA_KEY_LENGTH = 40
 MAX_METADATA_VALUE_LENGTH = 500
 CARD_FIELD_FOR_ERROR = {"number": "number", "expiry": "exp_month", "cvc": "cvc"}
+
+
+def plain_text(value: str) -> str:
+    """Refuses control characters and lone surrogates: PostgreSQL cannot store a NUL, and no JSON encoder can
+    write a lone surrogate, so either would otherwise surface later as a server error."""
+    if any(unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n" for char in value):
+        raise serializers.ValidationError("Text may not contain control characters or lone surrogates.")
+    return value
 
 
 class CardInputSerializer(serializers.Serializer):
@@ -29,9 +39,11 @@ class PaymentCreateSerializer(serializers.Serializer):
     amount = serializers.IntegerField(min_value=1, help_text="In the currency's minor units (cents for USD).")
     currency = serializers.ChoiceField(choices=sorted(SUPPORTED_CURRENCIES), help_text="ISO 4217, upper case.")
     card = CardInputSerializer()
-    description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default="", validators=[plain_text]
+    )
     metadata = serializers.DictField(
-        child=serializers.CharField(max_length=MAX_METADATA_VALUE_LENGTH, allow_blank=True),
+        child=serializers.CharField(max_length=MAX_METADATA_VALUE_LENGTH, allow_blank=True, validators=[plain_text]),
         required=False,
         default=dict,
         help_text=f"Up to {MAX_METADATA_KEYS} keys of at most {MAX_METADATA_KEY_LENGTH} characters.",
@@ -42,6 +54,8 @@ class PaymentCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
         if any(len(key) > MAX_METADATA_KEY_LENGTH for key in value):
             raise serializers.ValidationError(f"Keys are at most {MAX_METADATA_KEY_LENGTH} characters.")
+        for key in value:
+            plain_text(key)
         return value
 
     def validate(self, attrs):
@@ -64,7 +78,9 @@ class RefundCreateSerializer(serializers.Serializer):
     amount = serializers.IntegerField(
         min_value=1, required=False, help_text="Minor units; by default everything still refundable."
     )
-    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default="", validators=[plain_text]
+    )
 
 
 class PaymentListFilterSerializer(serializers.Serializer):

@@ -71,7 +71,7 @@ def _problem_for(exc: APIException, request):
         headers["Retry-After"] = str(math.ceil(exc.wait))
     if isinstance(exc, NotAuthenticated | AuthenticationFailed):
         exc.status_code = 401
-        headers["WWW-Authenticate"] = 'Token realm="api"'
+        headers["WWW-Authenticate"] = "Token"
     return problem_json(
         status=exc.status_code, instance=request.get_full_path(), headers=headers, **problem_fields_for(exc)
     )
@@ -80,7 +80,7 @@ def _problem_for(exc: APIException, request):
 def _seq_from_if_none_match(header: str | None, payment_id) -> int | None:
     for tag in re.findall(r'"([^"]*)"', header or ""):
         owner, _, seq = tag.rpartition(".")
-        if owner == str(payment_id) and seq.isdigit():
+        if owner == str(payment_id) and re.fullmatch(r"[0-9]{1,9}", seq):
             return int(seq)
     return None
 
@@ -137,6 +137,7 @@ def _answer(document: dict, client_seq: int | None) -> HttpResponse:
         response["Location"] = document["links"]["self"]
     elif client_seq == document["seq"]:
         response = HttpResponse(status=304)
+        del response["Content-Type"]  # a 304 has no body to describe
     else:
         response = JsonResponse(document)
         response["Retry-After"] = str(settings.PAYMENTS_POLL_INTERVAL)
@@ -156,7 +157,7 @@ async def payment_status(request, payment_id):
     raw_wait = request.GET.get("wait")
     wait = 0
     if raw_wait is not None:
-        if not raw_wait.isdigit() or int(raw_wait) > settings.PAYMENTS_MAX_LONG_POLL:
+        if not re.fullmatch(r"[0-9]{1,3}", raw_wait) or int(raw_wait) > settings.PAYMENTS_MAX_LONG_POLL:
             return problem_json(
                 status=400,
                 code="invalid_wait",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -51,7 +54,7 @@ class InvalidBody(ValidationError):
     status_code = 422
 
 
-PAYMENT_ID = OpenApiParameter("payment_id", str, OpenApiParameter.PATH, description="The payment's id (UUID).")
+PAYMENT_ID = OpenApiParameter("payment_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The payment's id.")
 
 
 def payment_for_viewer(request, payment_id) -> Payment:
@@ -60,6 +63,10 @@ def payment_for_viewer(request, payment_id) -> Payment:
     guest_id = guest_id_from_session(request.session)
     if user is None and guest_id is None:
         raise NotAuthenticated()
+    if user is None and request.method not in SAFE_METHODS:
+        # A guest writes with their session cookie, so the write needs the page's CSRF token, as a
+        # signed-in session's does (DRF checks those itself).
+        SessionAuthentication().enforce_csrf(request)
     payment = payment_get_for_viewer(payment_id=payment_id, user=user, guest_id=guest_id)
     if payment is None:
         raise NotFound("No such payment.")
@@ -78,20 +85,26 @@ class IdempotentWrite:
     def __init__(self, request):
         self.request = request
         self.record = None
+        self.key = None
 
-    def begin(self) -> Response | None:
-        """A response to return at once (replay, 400, 409, 422), or None to go on with the write."""
-        request = self.request
+    def check_key(self) -> Response | None:
+        """400 for a missing or malformed key; checked before the body, so a bad key is always named."""
         try:
-            key = idempotency_key_parse(request.headers.get("Idempotency-Key"))
-            begun = idempotency_begin(
-                user=request.user,
-                key=key,
-                fingerprint=request_fingerprint(method=request.method, path=request.path, body=request.data),
-            )
+            self.key = idempotency_key_parse(self.request.headers.get("Idempotency-Key"))
         except IdempotencyKeyInvalid as error:
             return problem_response(
                 status=400, code="idempotency_key_missing", detail=str(error), param="Idempotency-Key"
+            )
+        return None
+
+    def begin(self) -> Response | None:
+        """A response to return at once (replay, 409, 422), or None to go on with the write."""
+        request = self.request
+        try:
+            begun = idempotency_begin(
+                user=request.user,
+                key=self.key,
+                fingerprint=request_fingerprint(method=request.method, path=request.path, body=request.data),
             )
         except IdempotencyKeyInFlight as error:
             return problem_response(
@@ -125,7 +138,11 @@ class PaymentsView(APIView):
     @extend_schema(
         operation_id="payments_list",
         summary="List your payments",
-        parameters=[PaymentListFilterSerializer, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=[
+            PaymentListFilterSerializer,
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+        ],
         responses={200: PaymentPage, 400: docs.problem("Bad filter", "validation_error", 400), **docs.COMMON_ERRORS},
     )
     def get(self, request):
@@ -160,14 +177,16 @@ class PaymentsView(APIView):
                 503,
             ),
             401: docs.UNAUTHENTICATED,
+            403: docs.CSRF_FAILED,
             429: docs.THROTTLED,
         },
     )
     def post(self, request):
         user = _require_user(request)
         write = IdempotentWrite(request)
-        if request.headers.get("Idempotency-Key") is None:
-            return write.begin()  # the 400 for a missing key comes before any validation of the body
+        bad_key = write.check_key()
+        if bad_key is not None:
+            return bad_key
         serializer = PaymentCreateSerializer(data=request.data)
         if not serializer.is_valid():
             raise InvalidBody(serializer.errors)
@@ -233,6 +252,7 @@ class PaymentCancelView(APIView):
             202: OpenApiResponse(PaymentStatusDocument, description="Canceled (it was still pending)."),
             409: docs.problem("A worker is processing it: wait for its outcome", "payment_processing", 409),
             410: docs.problem("It already has an outcome", "payment_final", 410),
+            403: docs.CSRF_FAILED,
             **docs.COMMON_ERRORS,
         },
     )
@@ -276,6 +296,7 @@ class PaymentRefundsView(APIView):
                 "The payment cannot be refunded in its state (or the key is in use)", "payment_not_refundable", 409
             ),
             422: docs.problem("More than what is left to refund (or invalid fields)", "refund_exceeds_capture", 422),
+            403: docs.CSRF_FAILED,
             **docs.COMMON_ERRORS,
         },
     )
@@ -283,8 +304,9 @@ class PaymentRefundsView(APIView):
         _require_user(request)
         payment = payment_for_viewer(request, payment_id)
         write = IdempotentWrite(request)
-        if request.headers.get("Idempotency-Key") is None:
-            return write.begin()
+        bad_key = write.check_key()
+        if bad_key is not None:
+            return bad_key
         serializer = RefundCreateSerializer(data=request.data)
         if not serializer.is_valid():
             raise InvalidBody(serializer.errors)
@@ -311,7 +333,7 @@ class RefundDetailView(APIView):
     @extend_schema(
         operation_id="refunds_retrieve",
         summary="A refund",
-        parameters=[PAYMENT_ID, OpenApiParameter("refund_id", str, OpenApiParameter.PATH)],
+        parameters=[PAYMENT_ID, OpenApiParameter("refund_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         responses={200: RefundDocument, **docs.COMMON_ERRORS},
     )
     def get(self, request, payment_id, refund_id):

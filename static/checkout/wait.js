@@ -61,10 +61,11 @@
       const message = JSON.parse(event.data);
       if (message.type === "payment.status") apply(message.payment);
     };
-    socket.onclose = function () {
+    socket.onclose = function (event) {
       clearInterval(heartbeatTimer);
       if (finished) return;
       startPolling(0);
+      if (event.code === 4404) return; // the token was refused (expired): polling alone carries on
       reconnectAttempts += 1;
       const backoff = Math.min(30000, 1000 * Math.pow(2, reconnectAttempts));
       setTimeout(connect, backoff / 2 + Math.random() * backoff / 2);

@@ -7,48 +7,16 @@ from datetime import timedelta
 
 import django_rq
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from payments.api.throttling import ClientRateThrottle
 from payments.models import IdempotencyRecord, Payment, PaymentStatus, Refund
 from payments.services.payments import payment_process
 from payments.services.transitions import payment_transition
+from tests.api.helpers import BODY, CARD, PROBLEM, assert_problem, client_for, create
 from tests.integration.shop import checkout_form
-
-PROBLEM = "application/problem+json"
-CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-BODY = {"amount": 2400, "currency": "USD", "card": CARD, "description": "Order 1", "metadata": {"order": "1"}}
-
-
-def client_for(username: str) -> APIClient:
-    user, _ = get_user_model().objects.get_or_create(username=username)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    client.user = user
-    return client
-
-
-@pytest.fixture
-def api(db):
-    return client_for("merchant")
-
-
-def create(client, body=None, key=None):
-    return client.post("/api/v1/payments", body or BODY, format="json", HTTP_IDEMPOTENCY_KEY=key or str(uuid.uuid4()))
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    assert {"type", "title", "detail"} <= set(body)
-    return body
-
 
 # --- POST /api/v1/payments ------------------------------------------------------------------------------
 

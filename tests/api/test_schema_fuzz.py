@@ -8,12 +8,15 @@ documented status code, content type, headers and body. Four views of the API:
 2. the operations on a payment id on the signed-in client's real payments, in every state (and a stranger's);
 3. explicit requests that walk every documented outcome (202, replay, 200, 303, 304, 400, 401, 404, 409,
    410, 422, 429, 503) through the same checks, so a run never passes on 4xx alone;
-4. hostile inputs the generators rarely produce (NUL, lone surrogates, Unicode digits).
+4. hostile inputs the generators rarely or never produce (NUL, lone surrogates, Unicode digits).
+
+It fails when the product is wrong; it is not relaxed to pass.
 """
 
 from __future__ import annotations
 
 import uuid
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import schemathesis
@@ -23,7 +26,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    # content_type_conformance,  # EXPLORE
+    content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -46,7 +49,7 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/schema", application)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
-    # content_type_conformance,  # EXPLORE
+    content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
 ]
@@ -95,7 +98,10 @@ def flatmap_body(context, body):
     if not isinstance(body, dict) or not isinstance(body.get("card"), dict):
         return st.just(body)
     with_test_card = st.sampled_from(sorted(CARDS)).map(
-        lambda name: {**body, "card": {"number": CARDS[name][0], "cvc": CARDS[name][1], "exp_month": 12, "exp_year": 2030}}
+        lambda name: {
+            **body,
+            "card": {"number": CARDS[name][0], "cvc": CARDS[name][1], "exp_month": 12, "exp_year": 2030},
+        }
     )
     return st.one_of(st.just(body), with_test_card)
 
@@ -125,7 +131,9 @@ def _payment(owner, card: str = "visa", amount: int = 2400) -> Payment:
 
 
 def _processing(owner, card: str = "visa") -> Payment:
-    return payment_transition(payment_id=_payment(owner, card).pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER)
+    return payment_transition(
+        payment_id=_payment(owner, card).pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER
+    )
 
 
 def _succeeded(owner, card: str = "visa") -> Payment:
@@ -236,8 +244,10 @@ def test_status_detail_and_list_outcomes(merchant):
     assert final.headers["location"] == [created["links"]["self"]]
     send(merchant, PAYMENT, "GET", 200, path_parameters=path)
     send(merchant, PAYMENTS, "POST", 202, body=CREATE_EXAMPLE, headers=key())
-    page = send(merchant, PAYMENTS, "GET", 200, query={"limit": 1, "status": "pending"}).json()
-    send(merchant, PAYMENTS, "GET", 200, query={"cursor": page["next"].split("cursor=")[1]} if page["next"] else {})
+    page = send(merchant, PAYMENTS, "GET", 200, query={"limit": 1}).json()
+    following = dict(parse_qsl(urlsplit(page["next"]).query))  # two payments, one per page: there is a next
+    send(merchant, PAYMENTS, "GET", 200, query=following)
+    send(merchant, PAYMENTS, "GET", 200, query={"status": "succeeded", "created_after": created["created_at"]})
     send(merchant, PAYMENTS, "GET", 400, query={"status": "lost"})
     send(merchant, PAYMENTS, "GET", 404, query={"cursor": "not-a-cursor"})
 
@@ -251,7 +261,9 @@ def test_cancel_outcomes(merchant):
 def test_refund_outcomes(merchant):
     payment = _succeeded(merchant)
     path = {"payment_id": str(payment.pk)}
-    partial = send(merchant, REFUNDS, "POST", 202, path_parameters=path, body={"amount": 400, "reason": "one"}, headers=key())
+    partial = send(
+        merchant, REFUNDS, "POST", 202, path_parameters=path, body={"amount": 400, "reason": "one"}, headers=key()
+    )
     send(merchant, REFUNDS, "POST", 422, path_parameters=path, body={"amount": 10**6}, headers=key())  # too much
     send(merchant, REFUNDS, "POST", 202, path_parameters=path, body={}, headers=key())  # the rest
     send(merchant, REFUNDS, "POST", 422, path_parameters=path, body={}, headers=key())  # nothing left
@@ -304,6 +316,11 @@ HOSTILE_BODIES = {
     "surrogate-currency": {**CREATE_EXAMPLE, "currency": "\ud800"},
     "surrogate-description": {**CREATE_EXAMPLE, "description": "\ud800"},
     "nul-description": {**CREATE_EXAMPLE, "description": "a\u0000b"},
+    # SUPERSCRIPT TWO: str.isdigit() says yes, int() says no.
+    "superscript-digit-in-card-number": {
+        **CREATE_EXAMPLE,
+        "card": {**CREATE_EXAMPLE["card"], "number": "424242424242424\u00b2"},
+    },
 }
 
 
@@ -321,10 +338,9 @@ def test_hostile_create_bodies_answer_as_documented(merchant, name):
     ("query", "if_none_match"),
     [
         ({"wait": "\u00b2"}, None),  # SUPERSCRIPT TWO: str.isdigit() says yes, int() says no
-        ({"wait": "\u0663"}, None),  # ARABIC-INDIC DIGIT THREE: a Unicode decimal digit
-        ({}, "\u00b2"),
+        ({}, "\u00b2"),  # the same in the seq of an ETag sent back (Latin-1, so a header may carry it)
     ],
-    ids=["wait-superscript-two", "wait-arabic-indic-three", "if-none-match-superscript-seq"],
+    ids=["wait-superscript-two", "if-none-match-superscript-seq"],
 )
 def test_unicode_digits_on_the_status_url_answer_as_documented(merchant, query, if_none_match):
     payment = _payment(merchant)

@@ -7,6 +7,7 @@ import zlib
 import pytest
 import websockets
 from django.db import connection
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import VISA_DECLINED, VISA_OK
 from tests.integration.shop import Shopper
@@ -87,8 +88,10 @@ def test_a_websocket_without_a_valid_token_is_refused(live_stack, product):
         async with websockets.connect(live_stack.ws_url + forged) as socket:
             await socket.recv()
 
-    with pytest.raises(websockets.exceptions.InvalidStatus):
+    # the payment is "not found" for this socket: it is closed with 4404 before any frame is sent
+    with pytest.raises(ConnectionClosed) as closed:
         asyncio.run(attempt())
+    assert closed.value.rcvd.code == 4404
 
 
 def _all_database_text() -> str:
@@ -135,3 +138,21 @@ def test_card_number_and_cvc_are_stored_nowhere(live_stack, product, redis_clien
         assert secret.encode() not in redis_dump
         assert secret not in logs
     assert f"'{CVC}'" not in database and f'"cvc": "{CVC}"' not in logs
+
+
+def test_an_idle_websocket_stays_open_past_a_redis_read_timeout_and_gets_the_outcome(live_stack, product):
+    # redis-py 8 times reads out after 5 s unless told otherwise; a shopper may wait longer than that
+    body = Shopper(live_stack.http_url, product.pk).pay(VISA_OK)
+
+    async def scenario():
+        async with websockets.connect(live_stack.ws_url + body["payment"]["links"]["websocket"]) as socket:
+            assert json.loads(await socket.recv())["payment"]["status"] == "pending"
+            await asyncio.sleep(6.5)
+            await asyncio.to_thread(live_stack.run_worker_burst)
+            async with asyncio.timeout(20):
+                while True:
+                    frame = json.loads(await socket.recv())
+                    if frame["payment"]["has_outcome"]:
+                        return frame
+
+    assert asyncio.run(scenario())["payment"]["status"] == "succeeded"
