@@ -87,6 +87,19 @@ class IdempotentWrite:
         self.record = None
         self.key = None
 
+    def start(self, serializer_class) -> tuple[Response | None, dict | None]:
+        """The key, then the body, then the claim: (a response to send now, None), or (None, the valid body)."""
+        bad_key = self.check_key()
+        if bad_key is not None:
+            return bad_key, None
+        serializer = serializer_class(data=self.request.data)
+        if not serializer.is_valid():
+            raise InvalidBody(serializer.errors)
+        early = self.begin()
+        if early is not None:
+            return early, None
+        return None, serializer.validated_data
+
     def check_key(self) -> Response | None:
         """400 for a missing or malformed key; checked before the body, so a bad key is always named."""
         try:
@@ -184,13 +197,7 @@ class PaymentsView(APIView):
     def post(self, request):
         user = _require_user(request)
         write = IdempotentWrite(request)
-        bad_key = write.check_key()
-        if bad_key is not None:
-            return bad_key
-        serializer = PaymentCreateSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise InvalidBody(serializer.errors)
-        early = write.begin()
+        early, data = write.start(PaymentCreateSerializer)
         if early is not None:
             return early
         backlog = payments_backlog()
@@ -202,7 +209,6 @@ class PaymentsView(APIView):
                 headers={"Retry-After": "30"},
                 detail="We are taking too many payments right now; nothing was created.",
             )
-        data = serializer.validated_data
         try:
             card = card_tokenize(data["card_details"])  # the card's number and CVC go to the vault, nowhere else
             with transaction.atomic():
@@ -304,18 +310,12 @@ class PaymentRefundsView(APIView):
         _require_user(request)
         payment = payment_for_viewer(request, payment_id)
         write = IdempotentWrite(request)
-        bad_key = write.check_key()
-        if bad_key is not None:
-            return bad_key
-        serializer = RefundCreateSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise InvalidBody(serializer.errors)
-        early = write.begin()
+        early, data = write.start(RefundCreateSerializer)
         if early is not None:
             return early
         try:
             with transaction.atomic():
-                refund = refund_create(payment_id=payment.pk, actor=Actor.API, **serializer.validated_data)
+                refund = refund_create(payment_id=payment.pk, actor=Actor.API, **data)
                 document = refund_payload(refund)
                 return write.complete(
                     status=http.HTTP_202_ACCEPTED, body=document, headers={"Location": document["links"]["self"]}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -22,49 +24,75 @@ from payments.services.idempotency import idempotency_purge_expired
 from payments.services.transitions import TransitionNotAllowed, payment_transition, recheck_at_for, refund_transition
 
 logger = logging.getLogger(__name__)
+# Payments and refunds share these three unsettled states (same names in both machines).
 UNSETTLED = (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class _Unsettled:
+    """One kind of record the reconciler drives: how to find it, mark it unknown, and queue its job."""
+
+    name: str
+    model: type
+    mark_unknown: Callable[..., object]
+    enqueue: Callable[..., bool]
+
+
+def _mark_payment_unknown(object_id):
+    payment_transition(
+        payment_id=object_id,
+        to_status=PaymentStatus.UNKNOWN,
+        actor=Actor.RECONCILER,
+        reason="the worker's lease ran out before it recorded an answer",
+    )
+
+
+def _mark_refund_unknown(object_id):
+    refund_transition(
+        refund_id=object_id,
+        to_status=RefundStatus.UNKNOWN,
+        actor=Actor.RECONCILER,
+        reason="the worker's lease ran out before it recorded an answer",
+    )
+
+
+KINDS = (
+    _Unsettled(
+        "payments",
+        Payment,
+        _mark_payment_unknown,
+        lambda object_id: payment_enqueue(payment_id=object_id, unless_queued=True),
+    ),
+    _Unsettled(
+        "refunds",
+        Refund,
+        _mark_refund_unknown,
+        lambda object_id: refund_enqueue(refund_id=object_id, unless_queued=True),
+    ),
+)
+
+
+def _drive(kind: _Unsettled, *, now, limit: int, done: Counter) -> None:
+    due = kind.model.objects.filter(status__in=UNSETTLED, recheck_at__lte=now).order_by("recheck_at")
+    for object_id, status in due.values_list("id", "status")[:limit]:
+        if status == PaymentStatus.PROCESSING:
+            try:
+                kind.mark_unknown(object_id)
+                done[f"{kind.name}_lease_expired"] += 1
+            except TransitionNotAllowed:
+                continue  # the worker answered in the meantime
+        # Look again later in any case: if the job we queue now is lost too, the next pass re-drives it.
+        waiting = PaymentStatus.PENDING if status == PaymentStatus.PENDING else PaymentStatus.UNKNOWN
+        kind.model.objects.filter(pk=object_id, status=waiting).update(recheck_at=recheck_at_for(waiting))
+        if kind.enqueue(object_id):
+            done[f"{kind.name}_requeued"] += 1
 
 
 def payments_reconcile(*, limit: int = 500) -> Counter:
     now = timezone.now()
     done: Counter = Counter()
-    due = Payment.objects.filter(status__in=UNSETTLED, recheck_at__lte=now).order_by("recheck_at")
-    for payment_id, status in due.values_list("id", "status")[:limit]:
-        if status == PaymentStatus.PROCESSING:
-            try:
-                payment_transition(
-                    payment_id=payment_id,
-                    to_status=PaymentStatus.UNKNOWN,
-                    actor=Actor.RECONCILER,
-                    reason="the worker's lease ran out before it recorded an answer",
-                )
-                done["lease_expired"] += 1
-            except TransitionNotAllowed:
-                continue  # the worker answered in the meantime
-        # Look again later in any case: if the job we queue now is lost too, the next pass re-drives it.
-        Payment.objects.filter(pk=payment_id, status__in=(PaymentStatus.PENDING, PaymentStatus.UNKNOWN)).update(
-            recheck_at=recheck_at_for(status if status == PaymentStatus.PENDING else PaymentStatus.UNKNOWN)
-        )
-        if payment_enqueue(payment_id=payment_id, unless_queued=True):
-            done["payments_requeued"] += 1
-
-    refunds_due = Refund.objects.filter(status__in=UNSETTLED, recheck_at__lte=now).order_by("recheck_at")
-    for refund_id, status in refunds_due.values_list("id", "status")[:limit]:
-        if status == RefundStatus.PROCESSING:
-            try:
-                refund_transition(
-                    refund_id=refund_id,
-                    to_status=RefundStatus.UNKNOWN,
-                    actor=Actor.RECONCILER,
-                    reason="the worker's lease ran out",
-                )
-            except TransitionNotAllowed:
-                continue
-        Refund.objects.filter(pk=refund_id, status__in=(RefundStatus.PENDING, RefundStatus.UNKNOWN)).update(
-            recheck_at=recheck_at_for(status if status == RefundStatus.PENDING else RefundStatus.UNKNOWN)
-        )
-        if refund_enqueue(refund_id=refund_id, unless_queued=True):
-            done["refunds_requeued"] += 1
+    for kind in KINDS:
+        _drive(kind, now=now, limit=limit, done=done)
     # Idempotency keys are kept IDEMPOTENCY_KEY_TTL (24 h); past that their records are housekeeping.
     purged = idempotency_purge_expired()
     if purged:

@@ -88,7 +88,7 @@ def test_payment_stuck_in_processing_becomes_unknown_and_its_job_charges_it_once
     done = payments_reconcile()
     # then
     unknown = Payment.objects.get(pk=payment.pk)
-    assert done["lease_expired"] == 1
+    assert done["payments_lease_expired"] == 1
     assert unknown.status == PaymentStatus.UNKNOWN
     last = unknown.events.order_by("seq").last()
     assert (last.from_status, last.to_status, last.actor) == ("processing", "unknown", Actor.RECONCILER)
