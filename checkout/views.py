@@ -103,6 +103,9 @@ class CheckoutView(View):
         if cart.is_empty:
             messages.info(request, "Your cart is empty.")
             return redirect("checkout:cart")
+        # The shopper's guest id exists before the form does: every submit of this form, even one whose
+        # answer is lost (and whose session change with it), pays as the same owner, who can then see it.
+        guest_id_ensure(request.session)
         return self._page(request, CheckoutForm(), cart)
 
     def post(self, request):

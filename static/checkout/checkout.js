@@ -96,7 +96,14 @@
     event.preventDefault();
     if (payButton.disabled) return; // a second click while the first is on its way
     const problems = {};
-    Object.keys(checks).forEach(function (name) { const m = checks[name](form.elements[name].value); if (m) problems[name] = [m]; });
+    form.querySelectorAll("[data-error-for]").forEach(function (el) {
+      const input = form.elements[el.dataset.errorFor];
+      if (input && input.required && !input.value.trim()) problems[el.dataset.errorFor] = ["This field is required."];
+    });
+    Object.keys(checks).forEach(function (name) {
+      const m = checks[name](form.elements[name].value);
+      if (m && !problems[name]) problems[name] = [m];
+    });
     if (Object.keys(problems).length) { showErrors(problems); return; }
     payButton.disabled = true;
     payButton.setAttribute("aria-busy", "true");

@@ -24,6 +24,8 @@
     });
     const message = root.querySelector("[data-field=failure-message]");
     if (message && doc.failure) message.textContent = doc.failure.message;
+    const shown = root.querySelector("[data-when]:not([hidden]) h1");
+    if (shown) document.title = shown.textContent + " · Roastery";
     if (doc.has_outcome) finish();
   }
 
