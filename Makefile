@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint migrate clean browser
+.PHONY: install run test lint migrate clean browser bench
 
 # .venv is (re)built when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,10 @@ browser:
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The benchmarks (docs/benchmarks.md): a few minutes; BENCH_ARGS=--quick for a smoke run.
+bench: install
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,197 @@
+"""The load generator: fixed concurrency, bounded in time and in count, latency percentiles.
+
+One asyncio loop and one httpx.AsyncClient whose pool is sized to the concurrency; C client tasks each send a
+request, wait for its answer and send the next (a closed loop, so the offered load follows the server).
+The run is a warm-up (at least `warmup` seconds, and until every client has had one answer, bounded by
+`max_warmup`), then a measured window: requests that complete inside the window are the figures
+(throughput = completions / window, percentiles of their latencies); requests still in flight at the end
+are awaited (bounded by the request timeout) but not counted.
+
+It runs in its own process (`python -m bench.load --spec JSON`, printing a JSON result) so that its CPU is
+its own and can be reported: the client and the server share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+PAYMENT_BODY = {
+    "amount": 2400,
+    "currency": "USD",
+    "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+}
+
+
+@dataclass
+class LoadSpec:
+    url: str
+    concurrency: int
+    duration: float  # the measured window, seconds
+    warmup: float = 1.0  # seconds of load before the window opens (and every client has had an answer)
+    max_warmup: float = 15.0  # the window opens by then whatever happened
+    max_requests: int = 100_000  # hard bound on requests sent, warm-up included
+    token: str = ""
+    body: dict = field(default_factory=lambda: dict(PAYMENT_BODY))
+    idempotency_keys: bool = True  # a fresh Idempotency-Key per request
+    expect_status: int = 202
+    timeout: float = 30.0
+
+
+@dataclass
+class LoadResult:
+    url: str
+    concurrency: int
+    window_s: float
+    completed: int  # in the window, any status
+    ok: int  # in the window, with the expected status
+    errors: int  # in the window: another status or a transport error
+    statuses: dict
+    rps: float  # ok / window
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    sent_total: int
+    elapsed_s: float  # the whole run: warm-up, window and the last answers
+    client_cpu_s: float  # CPU the client process used in the window
+    client_cpu_share: float  # client_cpu_s / window: 1.0 is one core busy
+    budget_exhausted: bool
+    error_samples: list
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q-th percentile (0–100) of sorted values, linearly interpolated between closest ranks (numpy's
+    default). NaN for no values."""
+    if not sorted_values:
+        return math.nan
+    if not 0 <= q <= 100:
+        raise ValueError("q must be between 0 and 100")
+    position = (len(sorted_values) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    fraction = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+def summarize_latencies(latencies_s: list[float]) -> dict:
+    ordered = sorted(latencies_s)
+    return {
+        "p50_ms": percentile(ordered, 50) * 1000,
+        "p90_ms": percentile(ordered, 90) * 1000,
+        "p99_ms": percentile(ordered, 99) * 1000,
+        "max_ms": (ordered[-1] * 1000) if ordered else math.nan,
+    }
+
+
+async def run_load(spec: LoadSpec) -> LoadResult:
+    import httpx  # here, not at import: the percentile helpers are used without it
+
+    headers = {"Content-Type": "application/json"}
+    if spec.token:
+        headers["Authorization"] = f"Token {spec.token}"
+    body = json.dumps(spec.body).encode()
+    limits = httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency)
+    key_prefix = uuid.uuid4().hex[:12]
+
+    records: list[tuple[float, float, int]] = []  # (start, end, status); status 0: transport error
+    error_samples: list[str] = []
+    sent = 0
+    budget_exhausted = False
+    start = time.perf_counter()
+    # The window opens after the warm-up, and not before every client has had an answer (a first wave of
+    # slow answers is start-up, not steady state), but at the latest after max_warmup.
+    window_open = math.inf
+    window_close = math.inf
+    cpu_at_open: float | None = None
+
+    def open_window_if_due(now: float) -> None:
+        nonlocal window_open, window_close, cpu_at_open
+        if window_open != math.inf or now < start + spec.warmup:
+            return
+        if len(records) >= spec.concurrency or now >= start + spec.max_warmup:
+            window_open, window_close = now, now + spec.duration
+            cpu_at_open = time.process_time()
+
+    async with httpx.AsyncClient(limits=limits, timeout=spec.timeout, headers=headers) as client:
+
+        async def one_client() -> None:
+            nonlocal sent, budget_exhausted
+            while True:
+                now = time.perf_counter()
+                open_window_if_due(now)
+                if now >= window_close:
+                    return
+                if sent >= spec.max_requests:
+                    budget_exhausted = True
+                    return
+                sent += 1
+                request_headers = {"Idempotency-Key": f"{key_prefix}-{sent}"} if spec.idempotency_keys else None
+                began = time.perf_counter()
+                try:
+                    response = await client.post(spec.url, content=body, headers=request_headers)
+                    status = response.status_code
+                    if status != spec.expect_status and len(error_samples) < 5:
+                        error_samples.append(f"{status}: {response.text[:300]}")
+                except httpx.HTTPError as error:
+                    status = 0
+                    if len(error_samples) < 5:
+                        error_samples.append(f"transport: {error!r}")
+                records.append((began, time.perf_counter(), status))
+
+        await asyncio.gather(*(one_client() for _ in range(spec.concurrency)))
+
+    finished = time.perf_counter()
+    cpu_at_close = time.process_time()
+    if window_open == math.inf:  # the budget ran out during the warm-up
+        window_open = window_close = finished
+    # A window cut short by the request budget ends with the last completion.
+    close = (
+        min(window_close, max((end for _, end, _ in records), default=finished)) if budget_exhausted else window_close
+    )
+    window = max(close - window_open, 1e-9)
+    if cpu_at_open is None:
+        cpu_at_open = cpu_at_close
+    in_window = [(began, end, status) for began, end, status in records if window_open <= end <= close]
+    ok = [end - began for began, end, status in in_window if status == spec.expect_status]
+    statuses = Counter(str(status) for _, _, status in in_window)
+    client_cpu = max(cpu_at_close - cpu_at_open, 0.0)
+    return LoadResult(
+        url=spec.url,
+        concurrency=spec.concurrency,
+        window_s=round(window, 3),
+        completed=len(in_window),
+        ok=len(ok),
+        errors=len(in_window) - len(ok),
+        statuses=dict(statuses),
+        rps=len(ok) / window,
+        **summarize_latencies(ok),
+        sent_total=sent,
+        elapsed_s=round(finished - start, 3),
+        client_cpu_s=round(client_cpu, 3),
+        client_cpu_share=round(client_cpu / max(finished - window_open, 1e-9), 3),
+        budget_exhausted=budget_exhausted,
+        error_samples=error_samples,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Closed-loop HTTP load at a fixed concurrency (prints JSON).")
+    parser.add_argument("--spec", required=True, help="a LoadSpec as JSON")
+    args = parser.parse_args(argv)
+    spec = LoadSpec(**json.loads(args.spec))
+    result = asyncio.run(run_load(spec))
+    json.dump(asdict(result), sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

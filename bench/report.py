@@ -1,0 +1,522 @@
+"""The run's record: raw JSON (bench/results/<UTC stamp>.json), the chart, and the Markdown report.
+
+The report is generated whole from the JSON, except the reading of the profile, which people write:
+bench/findings.md is included under "What the profile shows" (update it when the code it talks about
+changes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench.stack import BASE_DIR
+
+FINDINGS_PATH = Path(__file__).with_name("findings.md")
+PACKAGES = ("django", "djangorestframework", "daphne", "channels", "channels-redis", "rq", "django-rq", "httpx")
+
+NOT_MEASURED = [
+    ("5", "end-to-end: submit → terminal WebSocket frame, p50/p99, latency 0", "p99 ≤ 3× floor"),
+    ("6", "5,000 WebSocket clients waiting on one daphne", "N = 5,000, none lost"),
+    ("7", "settled/s under a 2,000 ms bank vs 0 ms, `make run`'s workers", "≥ 0.5"),
+    ("—", "scale-out: two daphne + two workers (docs/scaling.md)", "—"),
+]
+
+
+# --- the record ---------------------------------------------------------------------------------------------
+def machine() -> dict:
+    info = {
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "load_average": os.getloadavg()[0],
+        "packages": {name: _version(name) for name in PACKAGES},
+    }
+    return info
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return math.nan
+
+
+def build_run(*, stamp, command, budget, stack, results, profile, seconds, load_before=None) -> dict:
+    return {
+        "stamp": stamp,
+        "load_before": load_before,
+        "command": command,
+        "budget": asdict(budget),
+        "seconds": round(seconds, 1),
+        "machine": machine(),
+        "database": stack.database_kind,
+        "redis": stack.redis_kind,
+        "scenarios": {str(number): result for number, result in results.items()},
+        "profile": profile,
+    }
+
+
+def write_json(run: dict, path: Path) -> Path:
+    path.write_text(json.dumps(run, indent=1, default=str, allow_nan=True) + "\n")
+    return path
+
+
+# --- the chart ----------------------------------------------------------------------------------------------
+def write_chart(run: dict, path: Path) -> bool:
+    """One panel per measured scenario, each figure next to its reference, values on the bars. False when
+    there is nothing to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = run["scenarios"]
+    panels = [number for number in ("1", "2", "3", "4") if number in scenarios]
+    if not panels:
+        return False
+    columns = min(2, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.6 * columns, 3.9 * rows), squeeze=False)
+    ours, reference = "#2b6cb0", "#a0aec0"
+    for ax, number in zip(axes.flat, panels, strict=False):
+        result = scenarios[number]
+        if number == "1":
+            table = result["rows"]
+            labels = [f"{row['concurrency']} client{'s' if row['concurrency'] > 1 else ''}" for row in table]
+            _pairs(ax, labels, [r["accept"]["rps"] for r in table], [r["ceiling"]["rps"] for r in table])
+            ax.legend(["accept: POST /api/v1/payments", "ceiling: trivial DRF endpoint"], fontsize=7, loc="upper left")
+            ax.set_ylabel("requests/s")
+            ax.set_title(f"1 · accept path vs the stack's ceiling: worst {result['figure']:.2f} (target ≥ 0.5)")
+        elif number == "2":
+            values = [result["fast"]["summary"]["rps"], result["slow"]["summary"]["rps"]]
+            _bars(ax, ["gateway 0 ms", "gateway 2,000 ms"], values, [reference, ours])
+            ax.set_ylabel(f"accepted/s ({result['concurrency']} clients)")
+            ax.set_title(f"2 · accept vs gateway latency: {result['figure']:.2f} (target ≥ 0.9)")
+        elif number == "3":
+            values = [result["accept"]["rps"], result["sync"]["rps"]]
+            _bars(ax, ["async accept (202)", "sync, gateway inline (200)"], values, [ours, reference])
+            ax.set_ylabel(f"requests/s ({result['concurrency']} clients)")
+            ax.set_title(f"3 · async vs sync, gateway 2 s: {result['figure']:.1f}× (target ≥ 20×)")
+        else:
+            table = result["rows"]
+            labels = [f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}" for row in table]
+            _pairs(ax, labels, [r["payments"]["per_second"] for r in table], [r["noop"]["per_second"] for r in table])
+            ax.legend(["payments settled", "no-op jobs (the queue's ceiling)"], fontsize=7, loc="upper left")
+            ax.set_ylabel("jobs/s")
+            ax.set_title(f"4 · workers vs the queue's ceiling: worst {result['figure']:.2f} (target ≥ 0.5)")
+        ax.title.set_fontsize(9)
+        ax.tick_params(labelsize=8)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend and the values
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(f"make bench ({run['budget']['name']}), {_when(run['stamp'])}: ours in blue, reference in grey")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _bars(ax, labels, values, colors) -> None:
+    bars = ax.bar(labels, values, color=colors, width=0.5)
+    ax.bar_label(bars, fmt="%.0f", fontsize=8)
+
+
+def _pairs(ax, labels, ours_values, reference_values) -> None:
+    positions = list(range(len(labels)))
+    left = ax.bar([p - 0.2 for p in positions], ours_values, width=0.4, color="#2b6cb0")
+    right = ax.bar([p + 0.2 for p in positions], reference_values, width=0.4, color="#a0aec0")
+    ax.bar_label(left, fmt="%.0f", fontsize=8)
+    ax.bar_label(right, fmt="%.0f", fontsize=8)
+    ax.set_xticks(positions, labels)
+
+
+def _when(stamp: str) -> str:
+    """20261124T053709Z → 2026-11-24 05:37 UTC"""
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return stamp
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+def _f(value, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio_text(value: float, target: float, unit: str = "") -> str:
+    """Two decimals, or three where two would round across the target (0.496 is not 0.50)."""
+    digits = 2 if (round(value, 2) >= target) == (value >= target) else 3
+    return f"**{value:.{digits}f}{unit}**"
+
+
+def _met(flag: bool) -> str:
+    return "**yes**" if flag else "**no**"
+
+
+def _pct(share) -> str:
+    return "—" if share is None else f"{share * 100:.0f} %"
+
+
+def summary_rows(run: dict) -> list[str]:
+    scenarios = run["scenarios"]
+    rows = []
+    if "1" in scenarios:
+        for row in scenarios["1"]["rows"]:
+            a, c = row["accept"], row["ceiling"]
+            rows.append(
+                f"| 1 | accept path, {row['concurrency']} client{'s' if row['concurrency'] > 1 else ''}: "
+                f"{_f(a['rps'])} req/s (p50 {_f(a['p50_ms'])} ms, p99 {_f(a['p99_ms'])} ms) vs ceiling "
+                f"{_f(c['rps'])} req/s (p50 {_f(c['p50_ms'])} ms, p99 {_f(c['p99_ms'])} ms) "
+                f"| {_ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 | {_met(row['ratio'] >= 0.5)} |"
+            )
+    if "2" in scenarios:
+        s = scenarios["2"]
+        rows.append(
+            f"| 2 | accept throughput, {s['concurrency']} clients, {s['workers']} workers up: gateway 2,000 ms "
+            f"{_f(s['slow']['summary']['rps'])} req/s vs 0 ms {_f(s['fast']['summary']['rps'])} req/s "
+            f"| {_ratio_text(s['figure'], 0.9)} | ≥ 0.9 | {_met(s['met'])} |"
+        )
+    if "3" in scenarios:
+        s = scenarios["3"]
+        rows.append(
+            f"| 3 | gateway 2,000 ms, {s['concurrency']} clients: async accept {_f(s['accept']['rps'])} req/s vs "
+            f"synchronous inline endpoint {_f(s['sync']['rps'])} req/s (p50 {_f(s['sync']['p50_ms'], 0)} ms) "
+            f"| {_ratio_text(s['figure'], 20, '×')} | ≥ 20× | {_met(s['met'])} |"
+        )
+    if "4" in scenarios:
+        for row in scenarios["4"]["rows"]:
+            rows.append(
+                f"| 4 | {row['workers']} SimpleWorker{'s' if row['workers'] > 1 else ''}: "
+                f"{_f(row['payments']['per_second'])} payments settled/s vs {_f(row['noop']['per_second'])} "
+                f"no-op jobs/s ({scenarios['4']['jobs']:,} each) | {_ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 "
+                f"| {_met(row['ratio'] >= 0.5)} |"
+            )
+    for number, scenario in (("1", "accept path"), ("2", "gateway-latency independence"), ("3", "async vs sync")):
+        if number not in scenarios:
+            rows.append(f"| {number} | {scenario} | not measured in this run | | — |")
+    if "4" not in scenarios:
+        rows.append("| 4 | worker throughput | not measured in this run | | — |")
+    for number, scenario, target in NOT_MEASURED:
+        rows.append(f"| {number} | {scenario} | not measured yet | {target} | — |")
+    return rows
+
+
+def _load_table(header: str, entries: list[tuple[str, dict]]) -> list[str]:
+    lines = [
+        f"| {header} | req/s | p50 ms | p90 ms | p99 ms | errors | client CPU | daphne CPU | new Redis conns/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, run in entries:
+        server = run.get("server_cpu_share", {})
+        lines.append(
+            f"| {label} | {_f(run['rps'])} | {_f(run['p50_ms'])} | {_f(run['p90_ms'])} | {_f(run['p99_ms'])} "
+            f"| {run['errors']} | {_pct(run.get('client_cpu_share'))} | {_pct(server.get('daphne'))} "
+            f"| {_f(run.get('redis_connections_per_request'), 2)} |"
+        )
+    return lines
+
+
+def details(run: dict) -> list[str]:
+    scenarios = run["scenarios"]
+    out: list[str] = []
+    if "1" in scenarios:
+        s = scenarios["1"]
+        out += [
+            "### 1 · The accept path against the stack's ceiling",
+            "",
+            "`POST /api/v1/payments` (unique Idempotency-Key per request, one test card, no worker running) against "
+            "`POST /api/v1/bench/ceiling`: token authentication, the same throttle, parser and renderer, the same "
+            "body parsed, nothing else. Each run below is one load run; the summary row above is the median of "
+            f"{run['budget']['repeats']} interleaved run(s) per side.",
+            "",
+        ]
+        entries = []
+        for row in s["rows"]:
+            for side in ("ceiling", "accept"):
+                for index, r in enumerate(row["runs"][side], 1):
+                    entries.append((f"c={row['concurrency']} {side} #{index}", r))
+        out += _load_table("run", entries) + [""]
+    if "2" in scenarios:
+        s = scenarios["2"]
+        out += [
+            "### 2 · The accept path does not wait for the bank",
+            "",
+            f"The same accept load ({s['concurrency']} clients) with the sandbox gateway answering at once and "
+            f"after 2,000 ms, each time with `make run`'s {s['workers']} SimpleWorkers up and draining the queue. "
+            "At 0 ms the workers settle payments as fast as they can and take CPU from daphne; at 2,000 ms they "
+            "mostly wait. "
+            f"Payments settled during the runs: {s['fast']['settled_during_runs']:,} at 0 ms, "
+            f"{s['slow']['settled_during_runs']:,} at 2,000 ms.",
+            "",
+        ]
+        entries = [(f"bank {side['latency_ms']:,} ms #{i}", r) for side in (s["fast"], s["slow"]) for i, r in
+                   enumerate(side["runs"], 1)]  # fmt: skip
+        out += _load_table("run", entries)
+        out += [
+            "",
+            "Workers' CPU (share of one core) per run: "
+            + ", ".join(
+                f"{side['latency_ms']:,} ms: {_pct(r['server_cpu_share'].get('workers'))}"
+                for side in (s["fast"], s["slow"])
+                for r in side["runs"]
+            ),
+            "",
+        ]
+    if "3" in scenarios:
+        s = scenarios["3"]
+        out += [
+            "### 3 · The synchronous design the story argues against",
+            "",
+            f"{s['concurrency']} clients, gateway latency {s['latency_ms']:,} ms, no worker. "
+            "`POST /api/v1/bench/payments-sync` does everything the accept path does and then what a worker does "
+            "(risk checks, the gateway charge, the outcome) inside the request, answering 200 with the final status.",
+            "",
+        ]
+        out += _load_table("endpoint", [("async accept (202)", s["accept"]), ("sync inline (200)", s["sync"])])
+        out += [
+            "",
+            "The synchronous endpoint's ceiling is clients ÷ latency (here "
+            f"{s['concurrency']} ÷ {s['latency_ms'] / 1000:g} s = "
+            f"{s['concurrency'] / (s['latency_ms'] / 1000):g} req/s): "
+            "daphne runs every synchronous Django request in a thread of its own, so a slow bank ties up a thread "
+            "and a database connection per waiting shopper rather than the whole server, and the sync figure grows "
+            "with the number of clients (and threads) until memory or the database's connection limit ends it. "
+            "The accept path's figure does not depend on the latency at all.",
+            "",
+        ]
+    if "4" in scenarios:
+        s = scenarios["4"]
+        out += [
+            "### 4 · Worker throughput against the queue's ceiling",
+            "",
+            f"{s['jobs']:,} pending payments (each with its own card, recorded with the accept path's own services "
+            f"while no worker runs) drained by burst SimpleWorkers at gateway latency 0, against {s['jobs']:,} no-op "
+            "jobs enqueued with the same options and drained by the same worker class and count. The rate is the job "
+            "count over the span from the first job's start to the last job's end (RQ's own stamps), so process "
+            "start-up is not counted.",
+            "",
+            "| workers | payments/s | span s | no-op jobs/s | span s | ratio |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in s["rows"]:
+            p, n = row["payments"], row["noop"]
+            out.append(
+                f"| {row['workers']} | {_f(p['per_second'])} | {_f(p['span_s'], 2)} | {_f(n['per_second'])} "
+                f"| {_f(n['span_s'], 2)} | {row['ratio']:.2f} |"
+            )
+        out.append("")
+    return out
+
+
+def profile_section(run: dict, json_name: str) -> list[str]:
+    profile = run.get("profile")
+    out = ["## What the profile shows", ""]
+    if not profile:
+        out += ["No profile in this run (`--no-profile`).", ""]
+    else:
+        accept, ceiling, job = profile["accept"], profile["ceiling"], profile["job"]
+        out += [
+            "Measured in the harness's own process on the bench database and Redis (Django's test client: the same "
+            "middleware, DRF views and services as under daphne, without the ASGI layer), after the load "
+            f"scenarios. pyinstrument profiles: `bench/results/{accept['profile_txt']}`, "
+            f"`bench/results/{job['profile_txt']}`.",
+            "",
+            "| per call | time | SQL queries | Redis commands | new Redis connections |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label, entry in (
+            ("accept: `POST /api/v1/payments`", accept),
+            ("ceiling: `POST /api/v1/bench/ceiling`", ceiling),
+            ("worker: `payment_process_job` (latency 0)", job),
+        ):
+            out.append(
+                f"| {label} | {_f(entry['ms_per_call'], 2)} ms | {len(entry['queries'])} "
+                f"| {_f(entry['redis_commands_per_call'])} | {_f(entry['redis_connections_per_call'])} |"
+            )
+        server = profile.get("server")
+        if server:
+            out += [
+                "",
+                "**The server under load** (py-spy on the daphne process, 16 clients, share of its sampled busy "
+                f"time; raw stacks: `bench/results/{server['accept']['collapsed']}`, "
+                f"`bench/results/{server['ceiling']['collapsed']}`):",
+                "",
+                "| under | ceiling | accept |",
+                "|---|---:|---:|",
+                f"| the event-loop thread (daphne, Twisted, asyncio) | {_pct(server['ceiling']['event_loop_thread'])} "
+                f"| {_pct(server['accept']['event_loop_thread'])} |",
+            ]
+            for ceiling_row, accept_row in zip(
+                server["ceiling"]["categories"], server["accept"]["categories"], strict=True
+            ):
+                out.append(f"| {accept_row['what']} | {_pct(ceiling_row['share'])} | {_pct(accept_row['share'])} |")
+            out += [
+                "",
+                f"New Redis connections per request over HTTP: ceiling "
+                f"{_f(server['ceiling']['load']['redis_connections_per_request'], 2)}, accept "
+                f"{_f(server['accept']['load']['redis_connections_per_request'], 2)}; compare the in-process "
+                "figures below, where one long-lived cache object serves every request.",
+            ]
+        out += [
+            "",
+            "Where the accept path's time goes in-process (share of the profiled requests, outermost calls):",
+            "",
+        ]
+        out += ["| step | function | share |", "|---|---|---:|"]
+        out += [f"| {s['step']} | `{s['function']}` | {_pct(s['share'])} |" for s in accept["steps"]]
+        out += ["", "And the worker's job:", "", "| step | function | share |", "|---|---|---:|"]
+        out += [f"| {s['step']} | `{s['function']}` | {_pct(s['share'])} |" for s in job["steps"]]
+        out += ["", "<details><summary>The SQL of one accept request</summary>", "", "```sql"]
+        out += [_short_sql(sql) for sql in accept["queries"]]
+        out += ["```", "", "</details>", "", "<details><summary>The SQL of one payment job</summary>", "", "```sql"]
+        out += [_short_sql(sql) for sql in job["queries"]]
+        out += ["```", "", "</details>", ""]
+    if FINDINGS_PATH.is_file():
+        out += [FINDINGS_PATH.read_text().strip(), ""]
+    return out
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _short_sql(sql: str, limit: int = 160) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chart = path.with_suffix(".png")
+    has_chart = write_chart(run, chart)
+    m = run["machine"]
+    b = run["budget"]
+    json_shown = json_path.relative_to(BASE_DIR) if json_path.is_relative_to(BASE_DIR) else json_path
+    packages = ", ".join(f"{name} {version}" for name, version in m["packages"].items())
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench` on {_when(run['stamp'])} in {run['seconds']:.0f} s; the raw figures are in "
+        f"`{json_shown}`. Every figure is a ratio of two things measured side by side in the same run, on the "
+        "same server and settings; absolute numbers are context only (a small, shared machine, which also runs "
+        "the load client).",
+        "",
+        "## The command",
+        "",
+        "```sh",
+        f"make bench            # {run['command']}",
+        "make bench BENCH_ARGS=--quick                  # CI smoke: tiny counts, under a minute",
+        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/checkout make bench  # PostgreSQL, database checkout_bench",
+        "```",
+        "",
+        f"Budget `{b['name']}`: each load run is at least {b['warmup']:g} s of warm-up (until every client has had "
+        f"an answer) then a {b['duration']:g} s measured "
+        f"window (scenario 3's synchronous side: {b['s3_warmup']:g} s + {b['s3_duration']:g} s), at most "
+        f"{b['max_requests']:,} requests; {b['repeats']} interleaved run(s) per side; scenario 4 drains "
+        f"{b['s4_jobs']:,} jobs per run.",
+        "",
+        "## The machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| cores (`nproc`) | {m['nproc']} ({m['cpu']}) |",
+        f"| memory | {m['memory_gib']} GiB |",
+        f"| load average (1 min) | {_f(run.get('load_before'), 2)} before the run, {_f(m.get('load_average'), 2)} "
+        "after (the machine is shared: other work on it shows here) |",
+        f"| OS | {m['os']} |",
+        f"| Python | {m['python']} |",
+        f"| packages | {packages} |",
+        f"| database | {run['database']} |",
+        f"| Redis | {run['redis']} |",
+        "| server | one daphne process (`python -m daphne config.asgi:application`) as `make run` starts it, "
+        "DEBUG off |",
+        "| load client | one asyncio process with one httpx.AsyncClient (closed loop, fixed concurrency); "
+        "its CPU is in the tables (share of one core) |",
+        "",
+        "## Results",
+        "",
+        "| # | what was measured | figure | target | met |",
+        "|---|---|---|---|---|",
+        *summary_rows(run),
+        "",
+    ]
+    missed = [number for number, result in sorted(run["scenarios"].items()) if not result.get("met")]
+    if missed:
+        lines += [
+            f"Missed in this run: scenario{'s' if len(missed) > 1 else ''} {_and(missed)}. Why, from the "
+            "profiles: see "
+            "[What the profile shows](#what-the-profile-shows).",
+            "",
+        ]
+    if has_chart:
+        lines += [f"![The figures of this run]({chart.name})", ""]
+    lines += ["## Each scenario", "", *details(run)]
+    lines += profile_section(run, json_path.name)
+    lines += [
+        "## How it is measured, and how to extend it",
+        "",
+        "- `bench/stack.py` starts Redis (the server at REDIS_URL on its database 15, else an embedded Valkey), a "
+        "fresh bench database (SQLite under var/bench/, or `checkout_bench` on DATABASE_URL's PostgreSQL), daphne "
+        "and SimpleWorkers with the commands `make run` uses. Limits are raised so they do not distort a run "
+        "(throttle, backlog bound, velocity limit, the sandbox card's balance; gateway jitter 0). Process logs: "
+        "var/bench/logs/.",
+        "- `bench/load.py` is the client: closed loop, fixed concurrency, bounded in time and in count; throughput "
+        "counts the answers that arrive inside the measured window; percentiles are linearly interpolated.",
+        "- The bench-only endpoints and job (`bench/views.py`, `bench/jobs.py`) exist only when BENCH_ENDPOINTS is "
+        "on, which the harness sets for its own processes.",
+        "- A new scenario is a function in `bench/scenarios.py` returning a dict with `figure`, `target` and `met`, "
+        "registered in `SCENARIOS`, plus its rows in `bench/report.py`. `python -m bench.report "
+        "bench/results/<stamp>.json` rewrites this page from a run's JSON; the reading of the profile is "
+        "`bench/findings.md`.",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite a report from a run's raw JSON: python -m bench.report bench/results/<stamp>.json [--doc PATH]"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    parser.add_argument("json", type=Path)
+    parser.add_argument("--doc", type=Path, default=BASE_DIR / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+    json_path = args.json.resolve()
+    write_markdown(json.loads(json_path.read_text()), args.doc.resolve(), json_path=json_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""`make bench`: python -m bench.run [--quick] [--scenarios 1,2,3,4]
+
+Starts what the scenarios need on 127.0.0.1 (bench/stack.py), runs them (bench/scenarios.py), profiles the
+hot paths (bench/profiling.py) and writes the raw JSON under bench/results/ and the report with its chart
+(docs/benchmarks.md and docs/benchmarks.png; with --quick, next to the JSON, so the committed report stays a
+full run). Every process it starts is stopped at the end, on error and on Ctrl-C/SIGTERM too.
+
+PostgreSQL is used when DATABASE_URL says so (in a database of its own, `checkout_bench`); SQLite otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.scenarios import DEFAULT, QUICK, SCENARIOS, Context
+from bench.stack import BASE_DIR, BENCH_ENV, DEFAULT_DATABASE_NAME, Stack
+
+RESULTS_DIR = BASE_DIR / "bench" / "results"
+DOC_PATH = BASE_DIR / "docs" / "benchmarks.md"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke: tiny counts, every scenario, < 1 min")
+    parser.add_argument("--scenarios", default="1,2,3,4", help="which scenarios, e.g. 1,4 (default: 1,2,3,4)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the in-process profiles")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON and profiles go")
+    parser.add_argument(
+        "--doc", type=Path, default=None, help="the report to write (default: docs/benchmarks.md; --quick: results)"
+    )
+    parser.add_argument("--database-url", default=None, help="default: DATABASE_URL, else SQLite")
+    parser.add_argument("--database-name", default=DEFAULT_DATABASE_NAME, help="the bench's own database name")
+    parser.add_argument("--redis-url", default=None, help="a Redis database the bench may empty")
+    args = parser.parse_args(argv)
+    try:
+        args.scenario_numbers = [int(part) for part in args.scenarios.split(",") if part.strip()]
+    except ValueError:
+        parser.error("--scenarios takes numbers separated by commas, e.g. 1,2")
+    unknown = sorted(set(args.scenario_numbers) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"no scenario {unknown}; this harness has {sorted(SCENARIOS)}")
+    return args
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = QUICK if args.quick else DEFAULT
+    began = time.monotonic()
+    load_before = os.getloadavg()[0]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    suffix = "-quick" if args.quick else ""
+    results_dir = args.results_dir.resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    doc_path = (args.doc or (results_dir / f"{stamp}{suffix}.md" if args.quick else DOC_PATH)).resolve()
+    command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - began:6.1f} s] {message}", flush=True)
+
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stack = Stack(
+        log_dir=BASE_DIR / "var" / "bench" / "logs" / stamp,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        database_name=args.database_name,
+    )
+    try:
+        log(f"bench ({budget.name}): setting up Redis and the database")
+        stack.setup()
+        # This process records payments and profiles in-process: Django on the bench's environment.
+        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
+        import django
+
+        django.setup()
+        stack.create_user_token()
+        log(f"database: {stack.database_kind}; Redis: {stack.redis_kind}; logs: {stack.log_dir}")
+
+        context = Context(stack=stack, budget=budget, log=log)
+        results = {}
+        for number in args.scenario_numbers:
+            started = time.monotonic()
+            results[number] = SCENARIOS[number](context)
+            results[number]["seconds"] = round(time.monotonic() - started, 1)
+            figure = results[number]["figure"]
+            log(f"scenario {number}: {figure:.3g} (target {results[number]['target']}, met: {results[number]['met']})")
+
+        profile = None
+        if not args.no_profile:
+            from bench.profiling import profile_hot_paths, profile_server
+
+            server = None
+            if budget.server_profile:
+                server = profile_server(context, results_dir=results_dir, stamp=stamp + suffix)
+            profile = profile_hot_paths(
+                token=stack.token,
+                results_dir=results_dir,
+                stamp=stamp + suffix,
+                requests=budget.profile_requests,
+                log=log,
+            )
+            profile["server"] = server
+    except KeyboardInterrupt as stop:
+        log(f"interrupted ({stop or 'Ctrl-C'}); stopping")
+        return 130
+    finally:
+        stack.close()
+        log("stopped every process the bench started")
+
+    from bench import report
+
+    run = report.build_run(
+        stamp=stamp,
+        command=command,
+        budget=budget,
+        stack=stack,
+        results=results,
+        profile=profile,
+        seconds=time.monotonic() - began,
+        load_before=load_before,
+    )
+    json_path = report.write_json(run, results_dir / f"{stamp}{suffix}.json")
+    report.write_markdown(run, doc_path, json_path=json_path)
+    log(f"wrote {json_path.relative_to(BASE_DIR) if json_path.is_relative_to(BASE_DIR) else json_path}")
+    log(f"wrote {doc_path.relative_to(BASE_DIR) if doc_path.is_relative_to(BASE_DIR) else doc_path} and its chart")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

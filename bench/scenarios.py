@@ -1,0 +1,429 @@
+"""The issue's scenarios 1–4, each measured side by side with its reference in one run.
+
+Every function takes a `Context` (the stack, the budget and a logger) and returns a plain dict: the raw runs
+and the ratio its target is about. The stack is left as it was found (no web server, no worker, an empty
+Redis), so scenarios can run in any order or alone.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from bench.load import LoadSpec
+from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds
+
+ACCEPT_PATH = "/api/v1/payments"
+CEILING_PATH = "/api/v1/bench/ceiling"
+SYNC_PATH = "/api/v1/bench/payments-sync"
+SLOW_BANK_MS = 2000
+RUN_WORKERS = 2  # what `make run` starts (RQ_WORKERS default of runstack)
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    warmup: float  # seconds of load before each measured window
+    duration: float  # each measured window
+    repeats: int  # runs of each side of a comparison, interleaved A B B A
+    concurrencies: tuple[int, ...]
+    s2_concurrency: int
+    s3_concurrency: int
+    s3_warmup: float  # the sync endpoint needs a full gateway latency of warm-up
+    s3_duration: float
+    s4_jobs: int  # jobs drained in each scenario-4 run
+    s4_timeout: float  # bound on one drain
+    max_requests: int  # bound on requests in one load run
+    profile_requests: int
+    server_profile: bool  # py-spy on daphne under load (a few seconds more)
+
+
+QUICK = Budget(
+    name="quick",
+    warmup=0.3,
+    duration=1.0,
+    repeats=1,
+    concurrencies=(1, 16, 64),
+    s2_concurrency=16,
+    s3_concurrency=64,
+    s3_warmup=2.1,
+    s3_duration=2.0,
+    s4_jobs=60,
+    s4_timeout=60,
+    max_requests=5_000,
+    profile_requests=30,
+    server_profile=False,
+)
+DEFAULT = Budget(
+    name="default",
+    warmup=1.0,
+    duration=5.0,
+    repeats=2,
+    concurrencies=(1, 16, 64),
+    s2_concurrency=16,
+    s3_concurrency=64,
+    s3_warmup=3.0,
+    s3_duration=8.0,
+    s4_jobs=1000,
+    s4_timeout=240,
+    max_requests=50_000,
+    profile_requests=300,
+    server_profile=True,
+)
+
+
+@dataclass
+class Context:
+    stack: Stack
+    budget: Budget
+    log: Callable[[str], None] = print
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+def reset_redis(stack: Stack) -> None:
+    """Empty the bench's Redis database: queue, jobs, registries, throttle counts. Only with no worker up."""
+    import redis
+
+    assert not stack.workers, "reset_redis with workers running"
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+# Not counted as the application's commands: our own INFO, and a new connection's handshake.
+REDIS_OVERHEAD_COMMANDS = ("cmdstat_info", "cmdstat_hello", "cmdstat_client|setinfo")
+
+
+def redis_counters(stack: Stack) -> tuple[int, int]:
+    """(commands processed, connections received) so far by the bench's Redis server; the commands leave out
+    INFO and the connection handshake (HELLO, CLIENT SETINFO), which the connection count stands for."""
+    import redis
+
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    try:
+        stats = client.info("commandstats")
+        commands = sum(entry["calls"] for name, entry in stats.items() if name not in REDIS_OVERHEAD_COMMANDS)
+        return commands, client.info("stats")["total_connections_received"]
+    finally:
+        client.close()
+
+
+def run_load(ctx: Context, path: str, *, concurrency: int, expect_status: int, warmup=None, duration=None) -> dict:
+    """One load run from a separate client process; adds the server processes' CPU over the run."""
+    stack, budget = ctx.stack, ctx.budget
+    spec = LoadSpec(
+        url=stack.web_url + path,
+        concurrency=concurrency,
+        duration=budget.duration if duration is None else duration,
+        warmup=budget.warmup if warmup is None else warmup,
+        max_requests=budget.max_requests,
+        token=stack.token,
+        expect_status=expect_status,
+    )
+    watched = {"daphne": [stack.web.pid] if stack.web else [], "workers": [w.pid for w in stack.workers]}
+    cpu_before = {name: sum(process_cpu_seconds(pid) for pid in pids) for name, pids in watched.items()}
+    redis_before = redis_counters(stack)
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [PYTHON, "-m", "bench.load", "--spec", json.dumps(asdict(spec))],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=spec.max_warmup + spec.duration + spec.timeout + 60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load client failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout)
+    redis_after = redis_counters(stack)
+    elapsed = max(result["elapsed_s"], 1e-9)
+    sent = max(result["sent_total"], 1)
+    # Over the whole run, warm-up included; workers' commands count too when workers are up.
+    result["redis_connections_per_request"] = round((redis_after[1] - redis_before[1] - 1) / sent, 2)
+    result["redis_commands_per_request"] = round((redis_after[0] - redis_before[0]) / sent, 2)
+    result["server_cpu_share"] = {
+        name: round((sum(process_cpu_seconds(pid) for pid in pids) - cpu_before[name]) / elapsed, 3)
+        for name, pids in watched.items()
+        if pids
+    }
+    result["path"] = path
+    ctx.log(
+        f"    {path} c={concurrency}: {result['rps']:.1f} req/s, p50 {result['p50_ms']:.1f} ms, "
+        f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']}, client CPU {result['client_cpu_share']:.0%}, "
+        f"server CPU {result['server_cpu_share']}, Redis connections/request {result['redis_connections_per_request']}"
+    )
+    if result["ok"] == 0:
+        raise RuntimeError(f"no successful request to {path}: {result['error_samples']}")
+    return result
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def _summary(runs: list[dict]) -> dict:
+    """The median of each figure over repeated runs (one run: that run)."""
+    return {
+        key: _median(runs, key)
+        for key in ("rps", "p50_ms", "p90_ms", "p99_ms", "client_cpu_share", "errors", "completed")
+    }
+
+
+def _interleaved(repeats: int, first: str, second: str) -> list[str]:
+    """A B B A A B ...: drift on a noisy machine hits both sides alike."""
+    order: list[str] = []
+    for repeat in range(repeats):
+        order += [first, second] if repeat % 2 == 0 else [second, first]
+    return order
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
+# --- 1: the accept path against the stack's ceiling -------------------------------------------------------
+def scenario_1(ctx: Context) -> dict:
+    stack, budget = ctx.stack, ctx.budget
+    ctx.log("scenario 1: POST /api/v1/payments vs a trivial authenticated DRF endpoint (no workers)")
+    reset_redis(stack)
+    stack.start_web(SANDBOX_LATENCY_MS="0")
+    rows = []
+    try:
+        for concurrency in budget.concurrencies:
+            runs: dict[str, list[dict]] = {"ceiling": [], "accept": []}
+            for side in _interleaved(budget.repeats, "ceiling", "accept"):
+                path, expect = (CEILING_PATH, 200) if side == "ceiling" else (ACCEPT_PATH, 202)
+                runs[side].append(run_load(ctx, path, concurrency=concurrency, expect_status=expect))
+            accept, ceiling = _summary(runs["accept"]), _summary(runs["ceiling"])
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "accept": accept,
+                    "ceiling": ceiling,
+                    "ratio": _ratio(accept["rps"], ceiling["rps"]),
+                    "runs": runs,
+                }
+            )
+    finally:
+        stack.stop_web()
+        reset_redis(stack)
+    worst = min(row["ratio"] for row in rows)
+    return {"rows": rows, "figure": worst, "target": 0.5, "met": worst >= 0.5}
+
+
+# --- 2: the accept path does not wait for the bank --------------------------------------------------------
+def scenario_2(ctx: Context) -> dict:
+    stack, budget = ctx.stack, ctx.budget
+    ctx.log(f"scenario 2: accept throughput at gateway latency 0 vs {SLOW_BANK_MS} ms ({RUN_WORKERS} workers up)")
+    sides = {}
+    for latency in (0, SLOW_BANK_MS):
+        reset_redis(stack)
+        env = {"SANDBOX_LATENCY_MS": str(latency)}
+        stack.start_web(**env)
+        stack.start_workers(RUN_WORKERS, **env)
+        stack.wait_workers_ready(RUN_WORKERS)
+        settled_before = _settled_count()
+        try:
+            runs = [
+                run_load(ctx, ACCEPT_PATH, concurrency=budget.s2_concurrency, expect_status=202)
+                for _ in range(budget.repeats)
+            ]
+        finally:
+            stack.stop_workers()
+            stack.stop_web()
+        sides[latency] = {
+            "latency_ms": latency,
+            "summary": _summary(runs),
+            "settled_during_runs": _settled_count() - settled_before,
+            "runs": runs,
+        }
+    reset_redis(stack)
+    ratio = _ratio(sides[SLOW_BANK_MS]["summary"]["rps"], sides[0]["summary"]["rps"])
+    return {
+        "concurrency": budget.s2_concurrency,
+        "workers": RUN_WORKERS,
+        "fast": sides[0],
+        "slow": sides[SLOW_BANK_MS],
+        "figure": ratio,
+        "target": 0.9,
+        "met": ratio >= 0.9,
+    }
+
+
+def _settled_count() -> int:
+    from payments.models import Payment
+
+    return Payment.objects.filter(status__in=["succeeded", "failed"]).count()
+
+
+# --- 3: the synchronous design the story argues against ---------------------------------------------------
+def scenario_3(ctx: Context) -> dict:
+    stack, budget = ctx.stack, ctx.budget
+    concurrency = budget.s3_concurrency
+    ctx.log(f"scenario 3: async accept vs a synchronous inline-gateway endpoint, {SLOW_BANK_MS} ms, c={concurrency}")
+    reset_redis(stack)
+    stack.start_web(SANDBOX_LATENCY_MS=str(SLOW_BANK_MS))
+    try:
+        accept = run_load(ctx, ACCEPT_PATH, concurrency=concurrency, expect_status=202)
+        sync = run_load(
+            ctx,
+            SYNC_PATH,
+            concurrency=concurrency,
+            expect_status=200,
+            warmup=budget.s3_warmup,
+            duration=budget.s3_duration,
+        )
+    finally:
+        stack.stop_web()
+        reset_redis(stack)
+    ratio = _ratio(accept["rps"], sync["rps"])
+    return {
+        "concurrency": concurrency,
+        "latency_ms": SLOW_BANK_MS,
+        "accept": accept,
+        "sync": sync,
+        "figure": ratio,
+        "target": 20.0,
+        "met": ratio >= 20.0,
+    }
+
+
+# --- 4: worker throughput against the queue's ceiling -----------------------------------------------------
+def scenario_4(ctx: Context) -> dict:
+    stack, budget = ctx.stack, ctx.budget
+    count = budget.s4_jobs
+    ctx.log(f"scenario 4: {count} payments vs {count} no-op jobs drained by 1 and 2 SimpleWorkers (latency 0)")
+    stack.stop_web()
+    rows = []
+    for workers in (1, 2):
+        noop = _drain(ctx, workers, _enqueue_noop_jobs(count))
+        payments = _drain(ctx, workers, _record_pending_payments(count), check_payments=True)
+        rows.append(
+            {
+                "workers": workers,
+                "noop": noop,
+                "payments": payments,
+                "ratio": _ratio(payments["per_second"], noop["per_second"]),
+            }
+        )
+    reset_redis(stack)
+    worst = min(row["ratio"] for row in rows)
+    return {"jobs": count, "rows": rows, "figure": worst, "target": 0.5, "met": worst >= 0.5}
+
+
+def _enqueue_noop_jobs(count: int) -> list[str]:
+    """`count` no-op jobs, enqueued with the same options as a payment's job (payments/services/dispatch.py)."""
+    import django_rq
+    from django.conf import settings
+    from rq import Queue
+
+    queue = django_rq.get_queue("payments")
+    stamp = time.time_ns()
+    datas = [
+        Queue.prepare_data(
+            "bench.jobs.noop_job",
+            (str(number),),
+            job_id=f"noop-{stamp}-{number}",
+            timeout=settings.PAYMENTS_JOB_TIMEOUT,
+            result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"noop_job {number}",
+        )
+        for number in range(count)
+    ]
+    with queue.connection.pipeline() as pipe:
+        jobs = queue.enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+    return [job.id for job in jobs]
+
+
+def bench_card_number(serial: int) -> str:
+    """A distinct, Luhn-valid Visa number per payment (every shopper has their own card); never a sandbox
+    test card (those start 4000 0000 0000)."""
+    body = f"4111{serial:011d}"
+    total = 0
+    for position, char in enumerate(reversed(body)):
+        value = int(char)
+        if position % 2 == 0:  # doubled: the check digit will be appended at position 0
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return body + str((10 - total % 10) % 10)
+
+
+_card_serial = 0
+
+
+def _record_pending_payments(count: int) -> list[str]:
+    """`count` pending payments recorded the way the accept path does (tokenize, payment_create, whose
+    after-commit enqueue queues each job), with no worker running."""
+    from django.contrib.auth import get_user_model
+
+    from bench.stack import BENCH_USERNAME
+    from payments.cards import validate_card
+    from payments.models import Actor
+    from payments.services.cards import card_tokenize
+    from payments.services.dispatch import payment_job_id
+    from payments.services.payments import payment_create
+
+    global _card_serial
+    user = get_user_model().objects.get(username=BENCH_USERNAME)
+    job_ids = []
+    for _ in range(count):
+        _card_serial += 1
+        card = validate_card(number=bench_card_number(_card_serial), exp_month=12, exp_year=2030, cvc="123")
+        payment = payment_create(
+            amount=2400, currency="USD", card=card_tokenize(card), actor=Actor.API, owner_user=user
+        )
+        job_ids.append(payment_job_id(payment.pk))
+    return job_ids
+
+
+def _drain(ctx: Context, workers: int, job_ids: list[str], *, check_payments: bool = False) -> dict:
+    """Start `workers` burst workers on the queued jobs; the rate is from the jobs' own start/end stamps
+    (the first job's start to the last job's end), so process start-up is not counted."""
+    import django_rq
+    from rq.job import Job
+
+    stack = ctx.stack
+    connection = django_rq.get_queue("payments").connection
+    began = time.monotonic()
+    children = stack.start_workers(workers, burst=True, SANDBOX_LATENCY_MS="0")
+    stack.wait_workers(children, timeout=ctx.budget.s4_timeout)
+    wall = time.monotonic() - began
+    jobs = [job for job in Job.fetch_many(job_ids, connection=connection) if job is not None]
+    finished = [job for job in jobs if job.get_status(refresh=False) == "finished"]
+    if len(finished) != len(job_ids):
+        raise RuntimeError(f"{len(job_ids) - len(finished)} of {len(job_ids)} jobs did not finish")
+    first: datetime = min(job.started_at for job in finished)
+    last: datetime = max(job.ended_at for job in finished)
+    span = max((last - first).total_seconds(), 1e-9)
+    result = {
+        "jobs": len(job_ids),
+        "span_s": round(span, 3),
+        "per_second": len(job_ids) / span,
+        "wall_s_with_startup": round(wall, 3),
+    }
+    if check_payments:
+        from payments.models import Payment
+
+        payment_ids = [job_id.removeprefix("payment-") for job_id in job_ids]
+        outcomes = dict(Counter(Payment.objects.filter(pk__in=payment_ids).values_list("status", flat=True)))
+        result["outcomes"] = outcomes
+        if outcomes.get("succeeded", 0) != len(job_ids):
+            raise RuntimeError(f"not every payment succeeded: {outcomes}")
+    kind = "payments" if check_payments else "no-op jobs"
+    ctx.log(f"    {workers} worker(s), {len(job_ids)} {kind}: {result['per_second']:.1f}/s over {span:.2f} s")
+    reset_redis(stack)
+    return result
+
+
+SCENARIOS: dict[int, Callable[[Context], dict]] = {1: scenario_1, 2: scenario_2, 3: scenario_3, 4: scenario_4}

