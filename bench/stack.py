@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from config.processes import stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -315,13 +316,4 @@ class Stack:
 
 
 def _stop(children: list[Child]) -> None:
-    running = [c for c in children if c.process.poll() is None]
-    for child in running:
-        child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for child in running:
-        try:
-            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
+    stop_processes([child.process for child in children], grace=STOP_GRACE_SECONDS)

@@ -41,10 +41,6 @@ class Cart:
         return self.lines[0].product.currency if self.lines else None
 
     @property
-    def count(self) -> int:
-        return sum(line.quantity for line in self.lines)
-
-    @property
     def unavailable(self) -> list[CartLine]:
         return [line for line in self.lines if line.exceeds_stock]
 

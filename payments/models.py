@@ -136,10 +136,6 @@ class Payment(models.Model):
     def has_outcome(self) -> bool:
         return self.status in OUTCOME_STATUSES
 
-    @property
-    def amount_refundable(self) -> int:
-        return self.amount_captured - self.amount_refunded
-
 
 class PaymentEvent(models.Model):
     """Append-only history: one row per status change, numbered by the payment's seq."""

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from checkout.models import Product
+from config.processes import stop_processes
 from payments.cards import validate_card
 from payments.models import Actor, Payment
 from payments.services.cards import card_tokenize
@@ -163,15 +164,7 @@ class LiveStack:
         )
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes, grace=10)
 
 
 @pytest.fixture

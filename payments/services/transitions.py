@@ -30,10 +30,6 @@ class TransitionNotAllowed(Exception):
         self.obj = obj
         self.to_status = to_status
 
-    @property
-    def payment(self):
-        return self.obj
-
 
 def recheck_at_for(status: str):
     """When the reconciler should look again at something that has just entered `status` (None: never)."""

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from config.embedded_redis import redis_answers, start_embedded_redis
+from config.processes import stop_processes
 
 SHUTDOWN_GRACE_SECONDS = 10
 WORKER_RESTART_DELAY_SECONDS = 1
@@ -123,14 +124,5 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def _stop_all(self, children: list[Child]) -> None:
-        running = [c for c in children if c.process is not None and c.process.poll() is None]
-        for child in running:
-            child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        for child in running:
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-        self.stdout.write(f"Stopped {len(running)} process(es).")
+        stopped = stop_processes([child.process for child in children], grace=SHUTDOWN_GRACE_SECONDS)
+        self.stdout.write(f"Stopped {stopped} process(es).")
