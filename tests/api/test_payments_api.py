@@ -199,10 +199,12 @@ def test_status_once_final_is_303_to_the_payment(api):
 @pytest.mark.django_db(transaction=True)
 def test_long_poll_answers_as_soon_as_the_status_changes(api):
     body = create(api).json()
-    threading.Timer(0.5, lambda: (payment_process(payment_id=body["id"]), connection.close())).start()
+    worker = threading.Timer(0.5, lambda: (payment_process(payment_id=body["id"]), connection.close()))
+    worker.start()
     started = time.monotonic()
     response = api.get(body["links"]["status"] + "?wait=10")
     elapsed = time.monotonic() - started
+    worker.join()  # the "worker" goes on after the first change; let it finish before the database is reset
     assert response.json()["seq"] > 1  # it woke on a change...
     assert elapsed < 5  # ...well before the 10 s it could have waited
 
