@@ -108,10 +108,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # once do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
-    # 0: under daphne every request runs in a thread of its own, so a kept-alive connection per thread would
-    # pile up until PostgreSQL refuses new ones (seen at 64 clients in make bench). A pool is the next step.
+    # 0: under daphne every request runs in a thread of its own, and a worker process runs many jobs on
+    # threads, so a kept-alive connection per thread would pile up until PostgreSQL refuses new ones (seen
+    # at 64 clients in make bench). Instead each process borrows from a small pool for the length of a
+    # request or a transaction, and waits for a free one under load rather than opening more.
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)  # per process; 0: no pool
+    if DATABASE_POOL_MAX_SIZE > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            # How long a request or job waits for a free connection before it fails (a 500 / a retried job).
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+        # CONN_HEALTH_CHECKS stays on: the pool then checks a connection when it lends it.
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -133,7 +145,12 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "checkout",
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": {
+            "socket_connect_timeout": 1,
+            "socket_timeout": 1,
+            # Not a pool per request (Django's default under ASGI): one per process.
+            "pool_class": "config.redis_pools.SharedConnectionPool",
+        },
     }
 }
 
@@ -159,6 +176,10 @@ CARD_FINGERPRINT_KEY = env("CARD_FINGERPRINT_KEY", default=SECRET_KEY)
 
 # Explicit, never RQ's 180 s default by accident: the gateway call with its retries, and margin.
 PAYMENTS_JOB_TIMEOUT = env.int("PAYMENTS_JOB_TIMEOUT", default=60)
+# Jobs in flight per worker process (`manage.py payments_worker`, one RQ worker per thread). A job mostly
+# waits for the bank, so by Little's law settled/s ≈ threads × processes ÷ bank latency: make run's 2
+# processes × 64 keep 128 bank calls in flight, 64 payments/s at 2 s (make bench, scenario 7).
+PAYMENTS_WORKER_THREADS = env.int("PAYMENTS_WORKER_THREADS", default=64)
 # Transient gateway errors (the call never reached the bank) are retried in the job: up to this many
 # retries, waiting base·2^n seconds (capped, with jitter) between them.
 PAYMENTS_GATEWAY_RETRIES = env.int("PAYMENTS_GATEWAY_RETRIES", default=3)

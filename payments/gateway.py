@@ -12,6 +12,7 @@ from functools import cache
 from typing import Protocol
 
 from django.conf import settings
+from django.db import connection
 from django.utils.module_loading import import_string
 
 from payments.cards import CardDetails
@@ -92,3 +93,14 @@ def decline_message(code: str) -> str:
 @cache
 def get_gateway() -> PaymentGateway:
     return import_string(settings.PAYMENTS_GATEWAY)()
+
+
+def release_database_connection() -> None:
+    """Hand this thread's database connection back (to the pool, or closed) before a call to the bank.
+
+    A bank call can take seconds, and a worker process keeps many of them in flight on threads: a connection
+    held idle across each call would need as many database connections as calls in flight. Django borrows
+    one again at the next query. Inside a transaction (a test's, say) the connection is kept.
+    """
+    if not connection.in_atomic_block:
+        connection.close()

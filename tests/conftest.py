@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
@@ -76,7 +78,27 @@ def make_payment(db):
     return make
 
 
+def group_messages(group: str, trigger, count: int = 1, timeout: float = 5) -> list[dict]:
+    """Listen on a channel-layer group, run the synchronous `trigger` on another thread (as a worker or a
+    request thread pushes), and return the first `count` messages. One event loop throughout: the pub/sub
+    layer's channels and subscriptions belong to the loop that made them."""
+
+    async def listen() -> list[dict]:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        await asyncio.to_thread(trigger)
+        return [await asyncio.wait_for(layer.receive(channel), timeout) for _ in range(count)]
+
+    return asyncio.run(listen())
+
+
 # --- A live stack: real daphne and real RQ worker processes on the test database -------------------------
+
+
+# The worker `make run` starts (payments_worker), with fewer threads than its default: enough for jobs to
+# run concurrently inside one process, few enough to start quickly.
+WORKER_THREADS = "4"
 
 
 def _free_port() -> int:
@@ -117,24 +139,18 @@ class LiveStack:
     def run_worker_burst(self, *, timeout: float = 60) -> None:
         """A real RQ worker that drains the queue and exits."""
         process = self._manage(
-            f"worker-burst-{len(self.processes)}",
-            "rqworker",
-            "payments",
-            "--burst",
-            "--worker-class",
-            "rq.worker.SimpleWorker",
+            f"worker-burst-{len(self.processes)}", "payments_worker", "--burst", "--threads", WORKER_THREADS
         )
         assert process.wait(timeout=timeout) == 0, self.logs()
 
-    def start_worker(self) -> subprocess.Popen:
-        """A real RQ worker that runs until stopped (or killed)."""
+    def start_worker(self, *, threads: int | str = WORKER_THREADS) -> subprocess.Popen:
+        """A real worker process (`threads` RQ workers) that runs until stopped (or killed)."""
         number = len(self.processes)
         return self._manage(
             f"worker-{number}",
-            "rqworker",
-            "payments",
-            "--worker-class",
-            "rq.worker.SimpleWorker",
+            "payments_worker",
+            "--threads",
+            str(threads),
             "--name",
             f"test-worker-{os.getpid()}-{number}",
         )

@@ -10,7 +10,14 @@ from django.conf import settings
 from django.db import transaction
 
 from payments.currencies import validate_amount
-from payments.gateway import ChargeResult, GatewayError, GatewayUnavailable, decline_message, get_gateway
+from payments.gateway import (
+    ChargeResult,
+    GatewayError,
+    GatewayUnavailable,
+    decline_message,
+    get_gateway,
+    release_database_connection,
+)
 from payments.models import Actor, Payment, PaymentEvent, PaymentStatus
 from payments.services.cards import TokenizedCard
 from payments.services.dispatch import payment_enqueue
@@ -139,6 +146,7 @@ def _settle_unknown(payment: Payment, actor: str) -> Payment:
     """Ask the bank what it did with this payment's key; if it has no record, ask it to charge with the same
     key, which it does at most once: so a call still in flight from a lost worker can never make it twice."""
     gateway = get_gateway()
+    release_database_connection()
     try:
         result = gateway.charge_outcome(idempotency_key=payment.gateway_idempotency_key)
         tries = 0
@@ -157,6 +165,7 @@ def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
     gateway = get_gateway()
     retries = settings.PAYMENTS_GATEWAY_RETRIES
     for attempt in range(retries + 1):
+        release_database_connection()
         try:
             result = gateway.charge(
                 token=payment.card_token,

@@ -6,7 +6,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models import Sum
 
-from payments.gateway import GatewayUnavailable, RefundResult, get_gateway
+from payments.gateway import GatewayUnavailable, RefundResult, get_gateway, release_database_connection
 from payments.models import (
     REFUNDABLE_STATUSES,
     UNSETTLED_REFUND_STATUSES,
@@ -81,6 +81,7 @@ def refund_process(*, refund_id, actor: str) -> Refund:
     else:
         return refund
 
+    release_database_connection()
     try:
         result = gateway.refund_outcome(idempotency_key=refund.gateway_idempotency_key) if lookup_first else None
         if result is None:

@@ -44,9 +44,10 @@ def payment_risk_assess(payment: Payment) -> RiskRefusal | None:
     # Attempts with this card in the window that *ends when this payment was made*: a payment is judged by
     # what came before it, however long it waited in the queue (and whatever came after it meanwhile).
     since = payment.created_at - timedelta(seconds=settings.RISK_VELOCITY_WINDOW)
+    # Counting stops at the limit: a card with a long history costs no more than one with none.
     recent = Payment.objects.filter(
         card_fingerprint=fingerprint, created_at__gte=since, created_at__lt=payment.created_at
-    ).count()
+    )[: settings.RISK_VELOCITY_MAX].count()
     if recent >= settings.RISK_VELOCITY_MAX:
         return RiskRefusal(
             "velocity_limit",

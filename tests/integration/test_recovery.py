@@ -109,8 +109,8 @@ def test_two_worker_processes_racing_on_one_payment_charge_it_once(live_stack_fa
     django_rq.get_queue("payments").enqueue(PAYMENT_JOB, payment_id, job_id=f"duplicate-{payment_id}")
     assert django_rq.get_queue("payments").count == 2
 
-    # when: two real worker processes start at once, each taking one of the jobs
-    workers = [stack.start_worker(), stack.start_worker()]
+    # when: two real worker processes (one thread each) start at once, each taking one of the jobs
+    workers = [stack.start_worker(threads=1), stack.start_worker(threads=1)]
     wait_until(lambda: status_of(payment_id) == "succeeded", timeout=30, message="the payment to succeed")
     wait_until(lambda: django_rq.get_queue("payments").count == 0, timeout=10, message="both jobs taken")
     for worker in workers:

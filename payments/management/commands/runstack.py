@@ -74,16 +74,7 @@ class Command(BaseCommand):
             children.append(
                 Child(
                     f"worker-{number}",
-                    [
-                        python,
-                        "manage.py",
-                        "rqworker",
-                        "payments",
-                        "--worker-class",
-                        "rq.worker.SimpleWorker",
-                        "--name",
-                        f"payments-{os.getpid()}-{number}",
-                    ],
+                    [python, "manage.py", "payments_worker", "--name", f"payments-{os.getpid()}-{number}"],
                     restart=True,
                 )
             )
@@ -96,7 +87,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\n  Shop:   {base}/\n  Admin:  {base}/admin/   (queues: {base}/admin/rq/)\n"
-                    f"  API:    {base}/api/v1/\n  Workers: {workers}    Ctrl-C stops everything.\n"
+                    f"  API:    {base}/api/v1/\n  Workers: {workers} process(es) × {settings.PAYMENTS_WORKER_THREADS} "
+                    "thread(s)    Ctrl-C stops everything.\n"
                 )
             )
             self._supervise(children, env)

@@ -1,0 +1,47 @@
+"""The payments queue's worker process: `--threads` RQ workers in one process (payments/worker.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+from payments.worker import default_name_prefix, run_thread_workers
+
+
+class Command(BaseCommand):
+    help = "Work the payments queue with many jobs in flight per process; SIGTERM/Ctrl-C stops it warmly."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=settings.PAYMENTS_WORKER_THREADS,
+            help="jobs in flight in this process (default: PAYMENTS_WORKER_THREADS)",
+        )
+        parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
+        parser.add_argument("--name", default=None, help="worker name prefix (default: host.pid)")
+        parser.add_argument("queues", nargs="*", default=["payments"])
+
+    def handle(self, *args, threads, burst, name, queues, verbosity, **options):
+        if threads < 1:
+            self.stderr.write("--threads must be at least 1")
+            sys.exit(2)
+        # Threads open their own database connections; none is inherited from start-up.
+        connections.close_all()
+        level = {0: "WARNING", 1: "INFO"}.get(verbosity, "DEBUG")
+        prefix = name or default_name_prefix()
+        self.stdout.write(f"payments worker {prefix} (pid {os.getpid()}): {threads} thread(s) on {', '.join(queues)}")
+        failed = run_thread_workers(
+            queue_names=queues,
+            redis_url=settings.RQ_QUEUES["payments"]["URL"],
+            threads=threads,
+            burst=burst,
+            name_prefix=prefix,
+            logging_level=level,
+        )
+        if failed:
+            sys.exit(1)
