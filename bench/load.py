@@ -1,7 +1,9 @@
 """The load generator: fixed concurrency, bounded in time and in count, latency percentiles.
 
 One asyncio loop and one httpx.AsyncClient whose pool is sized to the concurrency; C client tasks each send a
-request, wait for its answer and send the next (a closed loop, so the offered load follows the server).
+request, wait for its answer and send the next (a closed loop, so the offered load follows the server). With
+several `urls` (the same endpoint on several server processes) the clients are dealt to them round-robin, so
+each server gets C / len(urls) of them: the load spreads without a load balancer in front.
 The run is a warm-up (at least `warmup` seconds, and until every client has had one answer, bounded by
 `max_warmup`), then a measured window: requests that complete inside the window are the figures
 (throughput = completions / window, percentiles of their latencies); requests still in flight at the end
@@ -32,7 +34,7 @@ PAYMENT_BODY = {
 
 @dataclass
 class LoadSpec:
-    url: str
+    url: str  # the URL every client posts to, unless `urls` is given
     concurrency: int
     duration: float  # the measured window, seconds
     warmup: float = 1.0  # seconds of load before the window opens (and every client has had an answer)
@@ -43,6 +45,11 @@ class LoadSpec:
     idempotency_keys: bool = True  # a fresh Idempotency-Key per request
     expect_status: int = 202
     timeout: float = 30.0
+    # Several URLs (one per server process): client i posts to urls[i % len(urls)]. Empty: [url].
+    urls: list[str] = field(default_factory=list)
+
+    def targets(self) -> list[str]:
+        return list(self.urls) or [self.url]
 
 
 @dataclass
@@ -65,6 +72,9 @@ class LoadResult:
     client_cpu_share: float  # client_cpu_s / window: 1.0 is one core busy
     budget_exhausted: bool
     error_samples: list
+    ok_by_url: dict = field(default_factory=dict)  # in the window, expected-status answers per target URL
+    window_start_unix: float = math.nan  # the measured window in wall-clock time (time.time()), so that what
+    window_end_unix: float = math.nan  # other processes did in it (e.g. payments settled) can be counted
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -101,11 +111,13 @@ async def run_load(spec: LoadSpec) -> LoadResult:
     limits = httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency)
     key_prefix = uuid.uuid4().hex[:12]
 
-    records: list[tuple[float, float, int]] = []  # (start, end, status); status 0: transport error
+    targets = spec.targets()
+    records: list[tuple[float, float, int, int]] = []  # (start, end, status, target); status 0: transport error
     error_samples: list[str] = []
     sent = 0
     budget_exhausted = False
     start = time.perf_counter()
+    unix_offset = time.time() - start  # perf_counter → wall clock, for window_start_unix/window_end_unix
     # The window opens after the warm-up, and not before every client has had an answer (a first wave of
     # slow answers is start-up, not steady state), but at the latest after max_warmup.
     window_open = math.inf
@@ -122,8 +134,9 @@ async def run_load(spec: LoadSpec) -> LoadResult:
 
     async with httpx.AsyncClient(limits=limits, timeout=spec.timeout, headers=headers) as client:
 
-        async def one_client() -> None:
+        async def one_client(target: int) -> None:
             nonlocal sent, budget_exhausted
+            url = targets[target]
             while True:
                 now = time.perf_counter()
                 open_window_if_due(now)
@@ -136,7 +149,7 @@ async def run_load(spec: LoadSpec) -> LoadResult:
                 request_headers = {"Idempotency-Key": f"{key_prefix}-{sent}"} if spec.idempotency_keys else None
                 began = time.perf_counter()
                 try:
-                    response = await client.post(spec.url, content=body, headers=request_headers)
+                    response = await client.post(url, content=body, headers=request_headers)
                     status = response.status_code
                     if status != spec.expect_status and len(error_samples) < 5:
                         error_samples.append(f"{status}: {response.text[:300]}")
@@ -144,24 +157,24 @@ async def run_load(spec: LoadSpec) -> LoadResult:
                     status = 0
                     if len(error_samples) < 5:
                         error_samples.append(f"transport: {error!r}")
-                records.append((began, time.perf_counter(), status))
+                records.append((began, time.perf_counter(), status, target))
 
-        await asyncio.gather(*(one_client() for _ in range(spec.concurrency)))
+        await asyncio.gather(*(one_client(number % len(targets)) for number in range(spec.concurrency)))
 
     finished = time.perf_counter()
     cpu_at_close = time.process_time()
     if window_open == math.inf:  # the budget ran out during the warm-up
         window_open = window_close = finished
     # A window cut short by the request budget ends with the last completion.
-    close = (
-        min(window_close, max((end for _, end, _ in records), default=finished)) if budget_exhausted else window_close
-    )
+    last_end = max((end for _, end, _, _ in records), default=finished)
+    close = min(window_close, last_end) if budget_exhausted else window_close
     window = max(close - window_open, 1e-9)
     if cpu_at_open is None:
         cpu_at_open = cpu_at_close
-    in_window = [(began, end, status) for began, end, status in records if window_open <= end <= close]
-    ok = [end - began for began, end, status in in_window if status == spec.expect_status]
-    statuses = Counter(str(status) for _, _, status in in_window)
+    in_window = [record for record in records if window_open <= record[1] <= close]
+    ok = [end - began for began, end, status, _ in in_window if status == spec.expect_status]
+    statuses = Counter(str(status) for _, _, status, _ in in_window)
+    ok_by_target = Counter(target for _, _, status, target in in_window if status == spec.expect_status)
     client_cpu = max(cpu_at_close - cpu_at_open, 0.0)
     return LoadResult(
         url=spec.url,
@@ -179,6 +192,9 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         client_cpu_share=round(client_cpu / max(finished - window_open, 1e-9), 3),
         budget_exhausted=budget_exhausted,
         error_samples=error_samples,
+        ok_by_url={url: ok_by_target.get(number, 0) for number, url in enumerate(targets)},
+        window_start_unix=window_open + unix_offset,
+        window_end_unix=close + unix_offset,
     )
 
 

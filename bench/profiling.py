@@ -2,7 +2,7 @@
 
 - the accept path: POST /api/v1/payments through Django's test client (the same middleware, DRF view and
   services as under daphne, without the ASGI layer), against the ceiling endpoint for scale;
-- the worker's job: `payment_process_job` on pending payments, as a SimpleWorker runs it.
+- the worker's job: `payment_process_job` on pending payments, as a worker thread runs it.
 
 For each: SQL queries and Redis commands and connections per call (from the server's INFO counters), the
 time per call, a pyinstrument profile (its text under bench/results/) and the time spent under the

@@ -17,6 +17,7 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from bench import choices, scenario_e2e, scenario_scale
 from bench.stack import BASE_DIR
 
 FINDINGS_PATH = Path(__file__).with_name("findings.md")
@@ -26,7 +27,7 @@ NOT_MEASURED = [
     ("5", "end-to-end: submit → terminal WebSocket frame, p50/p99, latency 0", "p99 ≤ 3× floor"),
     ("6", "5,000 WebSocket clients waiting on one daphne", "N = 5,000, none lost"),
     ("7", "settled/s under a 2,000 ms bank vs 0 ms, `make run`'s workers", "≥ 0.5"),
-    ("—", "scale-out: two daphne + two workers (docs/scaling.md)", "—"),
+    ("scale", "scale-out: two daphne + two workers (docs/scaling.md)", "> 1 (rises)"),
 ]
 
 
@@ -101,7 +102,7 @@ def write_chart(run: dict, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     scenarios = run["scenarios"]
-    panels = [number for number in ("1", "2", "3", "4") if number in scenarios]
+    panels = [number for number in ("1", "2", "3", "4", "5", "6", "7", "scale") if number in scenarios]
     if not panels:
         return False
     columns = min(2, len(panels))
@@ -127,6 +128,26 @@ def write_chart(run: dict, path: Path) -> bool:
             _bars(ax, ["async accept (202)", "sync, gateway inline (200)"], values, [ours, reference])
             ax.set_ylabel(f"requests/s ({result['concurrency']} clients)")
             ax.set_title(f"3 · async vs sync, gateway 2 s: {result['figure']:.1f}× (target ≥ 20×)")
+        elif number == "5":
+            product, floor = result["product"], result["floor"]
+            _pairs(ax, ["p50", "p99"], [product["p50_ms"], product["p99_ms"]], [floor["p50_ms"], floor["p99_ms"]])
+            ax.legend(["submit → outcome frame", "floor: no-op view + job + push"], fontsize=7, loc="upper left")
+            ax.set_ylabel(f"ms ({result['rate']:g} payments/s)")
+            ax.set_title(f"5 · end to end vs the floor: p99 {result['figure']:.2f}× (target ≤ 3×)")
+        elif number == "6":
+            _bars(ax, ["sockets open", "outcomes received"], [result["n"], result["received"]], [reference, ours])
+            ax.set_ylabel(f"sockets on one daphne ({_f(result['kib_per_connection'])} KiB each)")
+            ax.set_title(f"6 · waiting shoppers: {result['lost']:,} lost of {result['n']:,} (target 0 of 5,000)")
+        elif number == "scale":
+            sides = result["accept"]["sides"]
+            _bars(ax, ["1 daphne", "2 daphne"], [sides["1"]["rps"], sides["2"]["rps"]], [reference, ours])
+            ax.set_ylabel(f"accepted/s ({result['accept']['concurrency']} clients)")
+            ax.set_title(f"scale-out: {result['figure']:.2f}× with a second process (target > 1)")
+        elif number == "7":
+            values = [result["fast_per_second"], result["slow_per_second"]]
+            _bars(ax, ["bank 0 ms", "bank 2,000 ms"], values, [reference, ours])
+            ax.set_ylabel(f"settled/s ({result['processes']} processes × {result['threads_per_process']} threads)")
+            ax.set_title(f"7 · workers under a slow bank: {result['figure']:.2f} (target ≥ 0.5)")
         else:
             table = result["rows"]
             labels = [f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}" for row in table]
@@ -218,7 +239,8 @@ def summary_rows(run: dict) -> list[str]:
     if "4" in scenarios:
         for row in scenarios["4"]["rows"]:
             rows.append(
-                f"| 4 | {row['workers']} SimpleWorker{'s' if row['workers'] > 1 else ''}: "
+                f"| 4 | {row['workers']} worker process{'es' if row['workers'] > 1 else ''} "
+                f"× {row['payments'].get('threads_per_process', 1)} threads: "
                 f"{_f(row['payments']['per_second'])} payments settled/s vs {_f(row['noop']['per_second'])} "
                 f"no-op jobs/s ({scenarios['4']['jobs']:,} each) | {_ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 "
                 f"| {_met(row['ratio'] >= 0.5)} |"
@@ -228,8 +250,22 @@ def summary_rows(run: dict) -> list[str]:
             rows.append(f"| {number} | {scenario} | not measured in this run | | — |")
     if "4" not in scenarios:
         rows.append("| 4 | worker throughput | not measured in this run | | — |")
+    for key in ("5", "6"):
+        if key in scenarios:
+            rows += scenario_e2e.summary_rows(scenarios[key])
+    if "7" in scenarios:
+        s = scenarios["7"]
+        rows.append(
+            f"| 7 | {s['processes']} worker processes × {s['threads_per_process']} threads (`make run`'s setup): "
+            f"{_f(s['slow_per_second'])} payments settled/s with a 2,000 ms bank ({s['most_in_flight']} calls in "
+            f"flight) vs {_f(s['fast_per_second'])}/s at 0 ms | {_ratio_text(s['figure'], 0.5)} | ≥ 0.5 "
+            f"| {_met(s['met'])} |"
+        )
+    if "scale" in scenarios:
+        rows += scenario_scale.summary_rows(scenarios["scale"])
     for number, scenario, target in NOT_MEASURED:
-        rows.append(f"| {number} | {scenario} | not measured yet | {target} | — |")
+        if number not in scenarios:
+            rows.append(f"| {number} | {scenario} | not measured in this run | {target} | — |")
     return rows
 
 
@@ -274,7 +310,7 @@ def details(run: dict) -> list[str]:
             "### 2 · The accept path does not wait for the bank",
             "",
             f"The same accept load ({s['concurrency']} clients) with the sandbox gateway answering at once and "
-            f"after 2,000 ms, each time with `make run`'s {s['workers']} SimpleWorkers up and draining the queue. "
+            f"after 2,000 ms, each time with `make run`'s {s['workers']} worker processes up and draining the queue. "
             "At 0 ms the workers settle payments as fast as they can and take CPU from daphne; at 2,000 ms they "
             "mostly wait. "
             f"Payments settled during the runs: {s['fast']['settled_during_runs']:,} at 0 ms, "
@@ -322,7 +358,9 @@ def details(run: dict) -> list[str]:
             "### 4 · Worker throughput against the queue's ceiling",
             "",
             f"{s['jobs']:,} pending payments (each with its own card, recorded with the accept path's own services "
-            f"while no worker runs) drained by burst SimpleWorkers at gateway latency 0, against {s['jobs']:,} no-op "
+            "while no worker runs) drained by burst `payments_worker` processes (the worker `make run` starts, "
+            f"{s['rows'][0]['payments'].get('threads_per_process', 1)} RQ workers on threads each) at gateway latency "
+            f"0, against {s['jobs']:,} no-op "
             "jobs enqueued with the same options and drained by the same worker class and count. The rate is the job "
             "count over the span from the first job's start to the last job's end (RQ's own stamps), so process "
             "start-up is not counted.",
@@ -337,6 +375,46 @@ def details(run: dict) -> list[str]:
                 f"| {_f(n['span_s'], 2)} | {row['ratio']:.2f} |"
             )
         out.append("")
+    for key in ("5", "6"):
+        if key in scenarios:
+            out += scenario_e2e.details(scenarios[key])
+    if "7" in scenarios:
+        out += scenario_7_details(scenarios["7"])
+    if "scale" in scenarios:
+        out += scenario_scale.details(scenarios["scale"])
+    return out
+
+
+def scenario_7_details(s: dict) -> list[str]:
+    out = [
+        "### 7 · The worker side under a slow bank",
+        "",
+        f"{s['payments']:,} pending payments (own card each, queued while no worker runs) settled by "
+        f"{s['processes']} `payments_worker` processes with their default {s['threads_per_process']} threads "
+        "(what `make run` starts), once with the sandbox bank answering at once and once after 2,000 ms, "
+        "interleaved. The rate counts completions between the first and the last job's end (RQ's stamps), the "
+        "steady rate without the first 2 s it takes to fill the pipeline. Little's law bounds the slow side at "
+        f"calls in flight ÷ latency = {s['most_in_flight']} ÷ 2 s = {_f(s['littles_law_bound_per_second'])}/s.",
+        "",
+        "| bank latency | run | payments settled/s | jobs running at once (most) | workers' peak RSS MiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for latency, runs in s["runs"].items():
+        for number, run in enumerate(runs, 1):
+            out.append(
+                f"| {int(latency):,} ms | {number} | {_f(run['settled_per_second'])} | {run['most_in_flight']} "
+                f"| {_f(run['workers_peak_rss_mib'])} |"
+            )
+    out += [
+        "",
+        f"Memory per bank call in flight: {_f(s['mib_per_call_in_flight_threads'], 1)} MiB with threads (the worker "
+        f"processes' peak RSS ÷ calls in flight) against {_f(s['mib_per_call_in_flight_processes'], 1)} MiB for "
+        "one call per process (an idle single-thread worker process). A hundred calls in flight as processes "
+        "would need about "
+        f"{_f(s['mib_per_call_in_flight_processes'] * 100 / 1024, 1)} GiB; as threads, "
+        f"{_f(s['workers_peak_rss_mib'], 0)} MiB.",
+        "",
+    ]
     return out
 
 
@@ -472,7 +550,7 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
         *summary_rows(run),
         "",
     ]
-    missed = [number for number, result in sorted(run["scenarios"].items()) if not result.get("met")]
+    missed = [number for number, result in run["scenarios"].items() if "met" in result and not result["met"]]
     if missed:
         lines += [
             f"Missed in this run: scenario{'s' if len(missed) > 1 else ''} {_and(missed)}. Why, from the "
@@ -483,21 +561,24 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
     if has_chart:
         lines += [f"![The figures of this run]({chart.name})", ""]
     lines += ["## Each scenario", "", *details(run)]
+    if "choices" in run["scenarios"]:
+        lines += choices.details(run["scenarios"]["choices"])
     lines += profile_section(run, json_path.name)
     lines += [
         "## How it is measured, and how to extend it",
         "",
         "- `bench/stack.py` starts Redis (the server at REDIS_URL on its database 15, else an embedded Valkey), a "
         "fresh bench database (SQLite under var/bench/, or `checkout_bench` on DATABASE_URL's PostgreSQL), daphne "
-        "and SimpleWorkers with the commands `make run` uses. Limits are raised so they do not distort a run "
-        "(throttle, backlog bound, velocity limit, the sandbox card's balance; gateway jitter 0). Process logs: "
+        "and worker processes (`payments_worker`) with the commands `make run` uses. Limits are raised so they do "
+        "not distort a run (throttle, backlog bound, velocity limit, the sandbox card's balance; gateway jitter 0). "
+        "Process logs: "
         "var/bench/logs/.",
         "- `bench/load.py` is the client: closed loop, fixed concurrency, bounded in time and in count; throughput "
         "counts the answers that arrive inside the measured window; percentiles are linearly interpolated.",
         "- The bench-only endpoints and job (`bench/views.py`, `bench/jobs.py`) exist only when BENCH_ENDPOINTS is "
         "on, which the harness sets for its own processes.",
-        "- A new scenario is a function in `bench/scenarios.py` returning a dict with `figure`, `target` and `met`, "
-        "registered in `SCENARIOS`, plus its rows in `bench/report.py`. `python -m bench.report "
+        "- A new scenario is a function returning a dict with `figure`, `target` and `met`, registered in "
+        "`bench/run.py` (`ORDER`, `registry()`), plus its rows in `bench/report.py`. `python -m bench.report "
         "bench/results/<stamp>.json` rewrites this page from a run's JSON; the reading of the profile is "
         "`bench/findings.md`.",
         "",

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from bench.load import LoadSpec
-from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds
+from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds, process_rss_mib
 
 ACCEPT_PATH = "/api/v1/payments"
 CEILING_PATH = "/api/v1/bench/ceiling"
@@ -39,6 +39,7 @@ class Budget:
     s3_duration: float
     s4_jobs: int  # jobs drained in each scenario-4 run
     s4_timeout: float  # bound on one drain
+    s7_payments: int  # payments settled in each scenario-7 run
     max_requests: int  # bound on requests in one load run
     profile_requests: int
     server_profile: bool  # py-spy on daphne under load (a few seconds more)
@@ -56,6 +57,7 @@ QUICK = Budget(
     s3_duration=2.0,
     s4_jobs=60,
     s4_timeout=60,
+    s7_payments=120,
     max_requests=5_000,
     profile_requests=30,
     server_profile=False,
@@ -72,6 +74,7 @@ DEFAULT = Budget(
     s3_duration=8.0,
     s4_jobs=1000,
     s4_timeout=240,
+    s7_payments=800,
     max_requests=50_000,
     profile_requests=300,
     server_profile=True,
@@ -116,6 +119,21 @@ def redis_counters(stack: Stack) -> tuple[int, int]:
         client.close()
 
 
+def run_load_client(spec: LoadSpec) -> dict:
+    """bench.load in a process of its own (so its CPU is not the servers'); its JSON result."""
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [PYTHON, "-m", "bench.load", "--spec", json.dumps(asdict(spec))],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=spec.max_warmup + spec.duration + spec.timeout + 60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load client failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
 def run_load(ctx: Context, path: str, *, concurrency: int, expect_status: int, warmup=None, duration=None) -> dict:
     """One load run from a separate client process; adds the server processes' CPU over the run."""
     stack, budget = ctx.stack, ctx.budget
@@ -131,17 +149,7 @@ def run_load(ctx: Context, path: str, *, concurrency: int, expect_status: int, w
     watched = {"daphne": [stack.web.pid] if stack.web else [], "workers": [w.pid for w in stack.workers]}
     cpu_before = {name: sum(process_cpu_seconds(pid) for pid in pids) for name, pids in watched.items()}
     redis_before = redis_counters(stack)
-    done = subprocess.run(  # noqa: S603 - our own argv
-        [PYTHON, "-m", "bench.load", "--spec", json.dumps(asdict(spec))],
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=spec.max_warmup + spec.duration + spec.timeout + 60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"load client failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout)
+    result = run_load_client(spec)
     redis_after = redis_counters(stack)
     elapsed = max(result["elapsed_s"], 1e-9)
     sent = max(result["sent_total"], 1)
@@ -228,7 +236,7 @@ def scenario_2(ctx: Context) -> dict:
         env = {"SANDBOX_LATENCY_MS": str(latency)}
         stack.start_web(**env)
         stack.start_workers(RUN_WORKERS, **env)
-        stack.wait_workers_ready(RUN_WORKERS)
+        stack.wait_workers_ready()
         settled_before = _settled_count()
         try:
             runs = [
@@ -299,7 +307,7 @@ def scenario_3(ctx: Context) -> dict:
 def scenario_4(ctx: Context) -> dict:
     stack, budget = ctx.stack, ctx.budget
     count = budget.s4_jobs
-    ctx.log(f"scenario 4: {count} payments vs {count} no-op jobs drained by 1 and 2 SimpleWorkers (latency 0)")
+    ctx.log(f"scenario 4: {count} payments vs {count} no-op jobs drained by 1 and 2 worker processes (latency 0)")
     stack.stop_web()
     rows = []
     for workers in (1, 2):
@@ -387,17 +395,22 @@ def _record_pending_payments(count: int) -> list[str]:
     return job_ids
 
 
-def _drain(ctx: Context, workers: int, job_ids: list[str], *, check_payments: bool = False) -> dict:
-    """Start `workers` burst workers on the queued jobs; the rate is from the jobs' own start/end stamps
-    (the first job's start to the last job's end), so process start-up is not counted."""
+def _drain(
+    ctx: Context, workers: int, job_ids: list[str], *, check_payments: bool = False, latency_ms: int = 0
+) -> dict:
+    """Start `workers` burst worker processes on the queued jobs; the rate is from the jobs' own start/end
+    stamps (the first job's start to the last job's end), so process start-up is not counted. `settled_per_second`
+    counts completions between the first and the last job's end: the steady rate, without the first
+    gateway latency it takes to fill the pipeline (which would otherwise count against the slow bank)."""
     import django_rq
     from rq.job import Job
 
     stack = ctx.stack
     connection = django_rq.get_queue("payments").connection
     began = time.monotonic()
-    children = stack.start_workers(workers, burst=True, SANDBOX_LATENCY_MS="0")
-    stack.wait_workers(children, timeout=ctx.budget.s4_timeout)
+    children = stack.start_workers(workers, burst=True, SANDBOX_LATENCY_MS=str(latency_ms))
+    with RssSampler([child.pid for child in children]) as rss:
+        stack.wait_workers(children, timeout=ctx.budget.s4_timeout)
     wall = time.monotonic() - began
     jobs = [job for job in Job.fetch_many(job_ids, connection=connection) if job is not None]
     finished = [job for job in jobs if job.get_status(refresh=False) == "finished"]
@@ -406,10 +419,17 @@ def _drain(ctx: Context, workers: int, job_ids: list[str], *, check_payments: bo
     first: datetime = min(job.started_at for job in finished)
     last: datetime = max(job.ended_at for job in finished)
     span = max((last - first).total_seconds(), 1e-9)
+    ends = sorted(job.ended_at for job in finished)
+    completion_span = max((ends[-1] - ends[0]).total_seconds(), 1e-9)
     result = {
         "jobs": len(job_ids),
+        "threads_per_process": children[0].threads,
+        "latency_ms": latency_ms,
         "span_s": round(span, 3),
         "per_second": len(job_ids) / span,
+        "settled_per_second": (len(ends) - 1) / completion_span,
+        "most_in_flight": most_running_at_once(finished),
+        "workers_peak_rss_mib": round(rss.peak_total_mib, 1),
         "wall_s_with_startup": round(wall, 3),
     }
     if check_payments:
@@ -426,4 +446,87 @@ def _drain(ctx: Context, workers: int, job_ids: list[str], *, check_payments: bo
     return result
 
 
-SCENARIOS: dict[int, Callable[[Context], dict]] = {1: scenario_1, 2: scenario_2, 3: scenario_3, 4: scenario_4}
+def most_running_at_once(jobs) -> int:
+    """From the jobs' own start/end stamps: the largest number running at the same moment."""
+    edges = sorted([(job.started_at, 1) for job in jobs] + [(job.ended_at, -1) for job in jobs])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+class RssSampler:
+    """The summed resident memory of some processes, sampled every 0.2 s on a thread; keeps the peak."""
+
+    def __init__(self, pids: list[int], interval: float = 0.2) -> None:
+        import threading
+
+        self.pids, self.interval = pids, interval
+        self.peak_total_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            total = sum(value for pid in self.pids if (value := process_rss_mib(pid)) == value)  # NaN: gone
+            self.peak_total_mib = max(self.peak_total_mib, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- 7: the worker side under a slow bank ------------------------------------------------------------------
+def scenario_7(ctx: Context) -> dict:
+    """Payments settled per second with the bank at 2,000 ms vs 0 ms, by the worker setup `make run` uses
+    (RUN_WORKERS payments_worker processes with their default threads), the same payments queued each time."""
+    stack, budget = ctx.stack, ctx.budget
+    count = budget.s7_payments
+    ctx.log(f"scenario 7: {count} payments settled by {RUN_WORKERS} worker processes, gateway 0 vs {SLOW_BANK_MS} ms")
+    stack.stop_web()
+    reset_redis(stack)
+    runs: dict[str, list[dict]] = {"0": [], str(SLOW_BANK_MS): []}
+    for side in _interleaved(budget.repeats, "0", str(SLOW_BANK_MS)):
+        runs[side].append(
+            _drain(ctx, RUN_WORKERS, _record_pending_payments(count), check_payments=True, latency_ms=int(side))
+        )
+    fast = statistics.median(run["settled_per_second"] for run in runs["0"])
+    slow = statistics.median(run["settled_per_second"] for run in runs[str(SLOW_BANK_MS)])
+    in_flight = max(run["most_in_flight"] for run in runs[str(SLOW_BANK_MS)])
+    peak_rss = max(run["workers_peak_rss_mib"] for run in runs[str(SLOW_BANK_MS)])
+    one_call_process = _single_thread_worker_rss(ctx)
+    ratio = _ratio(slow, fast)
+    return {
+        "payments": count,
+        "processes": RUN_WORKERS,
+        "threads_per_process": runs["0"][0]["threads_per_process"],
+        "fast_per_second": fast,
+        "slow_per_second": slow,
+        "most_in_flight": in_flight,
+        "littles_law_bound_per_second": in_flight / (SLOW_BANK_MS / 1000),
+        "workers_peak_rss_mib": peak_rss,
+        "mib_per_call_in_flight_threads": peak_rss / max(in_flight, 1),
+        "mib_per_call_in_flight_processes": one_call_process,
+        "runs": runs,
+        "figure": ratio,
+        "target": 0.5,
+        "met": ratio >= 0.5,
+    }
+
+
+def _single_thread_worker_rss(ctx: Context) -> float:
+    """The other way to keep calls in flight, one process per call: what one idle single-thread worker holds."""
+    stack = ctx.stack
+    (child,) = stack.start_workers(1, threads=1)
+    try:
+        stack.wait_workers_ready()
+        return round(process_rss_mib(child.pid), 1)
+    finally:
+        stack.stop_workers()
+        reset_redis(stack)

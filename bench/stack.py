@@ -52,6 +52,15 @@ BENCH_ENV = {
 }
 
 
+def worker_threads_default(env: dict[str, str]) -> int:
+    """The threads a payments_worker process starts when not told: PAYMENTS_WORKER_THREADS, as settings has it."""
+    from django.conf import settings
+
+    if "PAYMENTS_WORKER_THREADS" in env:
+        return int(env["PAYMENTS_WORKER_THREADS"])
+    return settings.PAYMENTS_WORKER_THREADS
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -87,6 +96,7 @@ class Child:
     name: str
     process: subprocess.Popen
     log_path: Path
+    threads: int = 1  # RQ workers it registers (a payments_worker process: one per thread)
 
     @property
     def pid(self) -> int:
@@ -108,6 +118,7 @@ class Stack:
     web_url: str = ""
     web: Child | None = None
     workers: list[Child] = field(default_factory=list)
+    extra_webs: list[Child] = field(default_factory=list)  # daphne processes beside `web` (the scale-out run)
     _embedded = None
     _children_started: int = 0
 
@@ -222,55 +233,73 @@ class Stack:
 
     def start_web(self, *, ready_timeout: float = 30, **env: str) -> str:
         """daphne as runstack starts it; returns its base URL once it answers."""
-        import httpx
-
         self.stop_web()
         port = free_port()
-        self.web = self._spawn(
-            "daphne",
-            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            {**self.env, **env},
-        )
+        self.web = self._spawn("daphne", _daphne_argv(port), {**self.env, **env})
         self.web_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            try:
-                # Unauthenticated: a cheap 401 that proves Django, the URLconf and the database are up.
-                httpx.get(f"{self.web_url}/api/v1/payments", timeout=2)
-                return self.web_url
-            except httpx.TransportError:
-                if time.monotonic() > deadline or self.web.process.poll() is not None:
-                    raise RuntimeError(f"daphne did not start:\n{self.web.log_path.read_text()}") from None
-                time.sleep(0.1)
+        _wait_until_web_answers(self.web, self.web_url, ready_timeout)
+        return self.web_url
+
+    def start_web_uvicorn(self, *, ready_timeout: float = 30, **env: str) -> str:
+        """uvicorn (one process, its defaults: uvloop and httptools when installed) on the same ASGI application
+        and environment as start_web's daphne, for the bench's daphne-vs-uvicorn comparison; stopped by
+        stop_web like daphne. Returns its base URL once it answers."""
+        self.stop_web()
+        port = free_port()
+        argv = [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+        # No lifespan: Channels' ProtocolTypeRouter has no "lifespan" route, and `auto` would only log that.
+        argv += ["--workers", "1", "--log-level", "warning", "--lifespan", "off"]
+        self.web = self._spawn("uvicorn", argv, {**self.env, **env})
+        self.web_url = f"http://127.0.0.1:{port}"
+        _wait_until_web_answers(self.web, self.web_url, ready_timeout)
+        return self.web_url
 
     def stop_web(self) -> None:
         if self.web is not None:
             _stop([self.web])
             self.web = None
 
-    def start_workers(self, count: int, *, burst: bool = False, **env: str) -> list[Child]:
-        """`count` worker processes as runstack starts them (SimpleWorker on the payments queue)."""
+    def start_extra_web(self, *, ready_timeout: float = 30, **env: str) -> str:
+        """One more daphne process beside `web` (same command, database and Redis, a port of its own); returns
+        its base URL once it answers. Kept in `extra_webs`; stopped by stop_extra_webs() and close()."""
+        port = free_port()
+        child = self._spawn("daphne-extra", _daphne_argv(port), {**self.env, **env})
+        self.extra_webs.append(child)
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_web_answers(child, url, ready_timeout)
+        return url
+
+    def stop_extra_webs(self) -> None:
+        _stop(self.extra_webs)
+        self.extra_webs = []
+
+    def start_workers(self, count: int, *, burst: bool = False, threads: int | None = None, **env: str) -> list[Child]:
+        """`count` worker processes as runstack starts them (`payments_worker`: PAYMENTS_WORKER_THREADS RQ
+        workers on threads, unless `threads` says otherwise)."""
         started = []
         for number in range(1, count + 1):
             argv = [
                 PYTHON,
                 "manage.py",
-                "rqworker",
-                "payments",
-                "--worker-class",
-                "rq.worker.SimpleWorker",
+                "payments_worker",
                 "--name",
                 f"bench-{os.getpid()}-{self._children_started + 1}-{number}",
             ]
+            if threads is not None:
+                argv += ["--threads", str(threads)]
             if burst:
                 argv.append("--burst")
-            started.append(self._spawn(f"worker-{number}{'-burst' if burst else ''}", argv, {**self.env, **env}))
+            child = self._spawn(f"worker-{number}{'-burst' if burst else ''}", argv, {**self.env, **env})
+            child.threads = threads or worker_threads_default({**self.env, **env})
+            started.append(child)
         self.workers.extend(started)
         return started
 
-    def wait_workers_ready(self, count: int, *, timeout: float = 30) -> None:
-        """Wait until `count` workers have registered with the queue, so that their start-up (Django, imports)
-        is over before anything is measured."""
+    def wait_workers_ready(self, count: int | None = None, *, timeout: float = 30) -> None:
+        """Wait until the running worker processes have registered all their threads' RQ workers with the
+        queue (or `count` RQ workers, if given), so that start-up (Django, imports) is over before anything is
+        measured."""
+        count = count if count is not None else sum(worker.threads for worker in self.workers)
         import redis
         from rq import Queue, Worker
 
@@ -303,16 +332,34 @@ class Stack:
         _stop(self.workers)
         self.workers = []
 
-    def pids(self) -> list[int]:
-        return [c.pid for c in ([self.web] if self.web else []) + self.workers if c.process.poll() is None]
-
     def close(self) -> None:
         """Stop every process this stack started, and the embedded Redis if it started one."""
         self.stop_workers()
+        self.stop_extra_webs()
         self.stop_web()
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None
+
+
+def _daphne_argv(port: int) -> list[str]:
+    """daphne as runstack starts it, on a port of its own."""
+    return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+
+
+def _wait_until_web_answers(child: Child, url: str, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            # Unauthenticated: a cheap 401 that proves Django, the URLconf and the database are up.
+            httpx.get(f"{url}/api/v1/payments", timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline or child.process.poll() is not None:
+                raise RuntimeError(f"{child.name} did not start:\n{child.log_path.read_text()}") from None
+            time.sleep(0.1)
 
 
 def _stop(children: list[Child]) -> None:

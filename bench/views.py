@@ -1,4 +1,4 @@
-"""Bench-only endpoints: the references that scenario 1 and 3 measure the product against.
+"""Bench-only endpoints: the references that scenarios 1, 3 and 5 measure the product against.
 
 Routed only when BENCH_ENDPOINTS is on (config/urls.py). They reuse the product's own pieces so that each
 comparison differs from POST /api/v1/payments in one thing only.
@@ -6,14 +6,21 @@ comparison differs from POST /api/v1/payments in one thing only.
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bench.jobs import floor_status_document
 from payments.api.views import PaymentsView, _require_user
 from payments.models import Actor
 from payments.selectors import payment_status_payload
+from payments.services.dispatch import payments_queue
 from payments.services.payments import payment_process
+
+FLOOR_JOB = "bench.jobs.floor_job"
 
 
 class CeilingView(APIView):
@@ -47,3 +54,35 @@ class SyncPaymentView(PaymentsView):
         # The bank call, inline: payment_process holds no transaction across it.
         payment = payment_process(payment_id=accepted.data["id"], actor=Actor.API)
         return Response(payment_status_payload(payment), status=http.HTTP_200_OK)
+
+
+class FloorView(APIView):
+    """Scenario 5's floor: the shopper's sequence (POST → 202 → WebSocket → outcome frame) with no work in it.
+
+    The ceiling view's request (same authentication, throttle, parser and renderer, the body parsed), then
+    one job enqueued on the payments queue with the options a payment's job gets
+    (payments/services/dispatch.py), answering 202 with where to wait: the bench's floor socket
+    (bench/consumers.py), which the job (bench.jobs.floor_job) pushes to.
+    """
+
+    def post(self, request):
+        _require_user(request)
+        body = request.data  # parsed like the accept path's body
+        floor_id = str(uuid.uuid4())
+        payments_queue().enqueue(
+            FLOOR_JOB,
+            floor_id,
+            job_id=f"floor-{floor_id}",
+            job_timeout=settings.PAYMENTS_JOB_TIMEOUT,
+            result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"floor_job {floor_id}",
+        )
+        document = {
+            **floor_status_document(floor_id),
+            "status": "pending",
+            "has_outcome": False,
+            "fields": len(body),
+            "links": {"websocket": f"/ws/bench/floor/{floor_id}"},
+        }
+        return Response(document, status=http.HTTP_202_ACCEPTED)

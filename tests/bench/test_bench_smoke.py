@@ -84,7 +84,9 @@ def test_load_generator_measures_a_closed_loop_in_its_window():
     result = asyncio.run(scenario())
     assert result.window_s == pytest.approx(0.5, abs=0.05)
     assert result.completed == result.ok + result.errors
-    assert result.errors == pytest.approx(result.completed / 5, abs=3)
+    # every fifth answer the server gives is a 500; the window can cut up to `concurrency` answers off each
+    # end, and a starved machine can reorder a few more
+    assert result.errors == pytest.approx(result.completed / 5, abs=6)
     assert result.rps == pytest.approx(result.ok / result.window_s)
     assert 10 <= result.p50_ms < 500
     assert result.statuses.keys() <= {"202", "500"}
@@ -228,34 +230,45 @@ def test_report_writes_every_figure_next_to_its_target_and_the_unmeasured_rows(t
     assert "**0.60** of ceiling | ≥ 0.5 | **yes**" in text
     assert "**0.10** of ceiling | ≥ 0.5 | **no**" in text
     assert "| 2 | gateway-latency independence | not measured in this run" in text
-    assert text.count("not measured yet") == 4  # scenarios 5, 6, 7 and the scale-out run
+    # scenarios 2, 3, 5, 6, 7 and the scale-out run were not in this run: each says so beside its target
+    assert text.count("not measured in this run") == 6
+    assert "| 6 | 5,000 WebSocket clients waiting on one daphne | not measured in this run | N = 5,000" in text
     assert (tmp_path / "benchmarks.png").stat().st_size > 1000
     assert json.loads((tmp_path / "run.json").read_text())["scenarios"]["1"]["figure"] == 0.6
 
 
 # --- end to end -----------------------------------------------------------------------------------------
 @pytest.mark.integration
-def test_quick_scenario_1_runs_end_to_end(tmp_path):
-    """The harness itself on the real stack (daphne, this run's database server and Redis): scenario 1 with
-    the --quick budget, in its own database and Redis database, in about 15 s."""
+def test_make_bench_quick_runs_every_scenario_end_to_end(tmp_path):
+    """The harness itself on the real stack (daphne, worker processes, this run's database server and Redis):
+    every scenario, the scale-out run, the choices and the profiles with the --quick budget, in its own
+    database and Redis database (about 2-3 minutes): what `make bench BENCH_ARGS=--quick` does."""
     redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + "/14"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--scenarios", "1", "--no-profile"]
+        [sys.executable, "-m", "bench.run", "--quick"]
         + ["--results-dir", str(tmp_path), "--doc", str(tmp_path / "bench.md")]
         + ["--database-name", "checkout_bench_test", "--redis-url", redis_url],
         cwd=BASE_DIR,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "stopped every process the bench started" in done.stdout
     (raw,) = tmp_path.glob("*-quick.json")
-    rows = json.loads(raw.read_text())["scenarios"]["1"]["rows"]
+    scenarios = json.loads(raw.read_text())["scenarios"]
+    assert list(scenarios) == ["1", "2", "3", "4", "5", "6", "7", "scale", "choices"]
+    rows = scenarios["1"]["rows"]
     assert [row["concurrency"] for row in rows] == [1, 16, 64]
-    for row in rows:
-        assert row["accept"]["rps"] > 0 and row["ceiling"]["rps"] > 0
-        assert row["runs"]["accept"][0]["ok"] > 0
-    assert "| 1 | accept path, 1 client:" in (tmp_path / "bench.md").read_text()
+    assert all(row["accept"]["rps"] > 0 and row["ceiling"]["rps"] > 0 for row in rows)
+    # every waiting socket got its outcome, and the workers kept many bank calls in flight at once
+    assert scenarios["6"]["received"] == scenarios["6"]["n"] > 0 and scenarios["6"]["lost"] == 0
+    assert scenarios["7"]["most_in_flight"] > 2
+    assert all(key in scenarios["choices"] for key in ("servers", "workers", "connections", "writes"))
+    text = (tmp_path / "bench.md").read_text()
+    assert "not measured in this run" not in text
+    for row in ("| 1 | accept path, 1 client:", "| 5 | end to end", "| 6 | ", "| 7 | ", "| scale | accept"):
+        assert row in text
+    assert "## Choices settled by the figures" in text
     assert (tmp_path / "bench.png").is_file()

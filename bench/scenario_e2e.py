@@ -1,0 +1,649 @@
+"""Scenarios 5 and 6: the shopper's whole wait, over the WebSocket the 202 names.
+
+5 · end to end: submit → outcome frame at a steady offered load (an open loop: a fixed arrival rate, well
+    under what `make run`'s workers settle, so no queue grows), gateway latency 0, daphne and the workers up.
+    Its floor is the same sequence with no work in it: a no-op view that enqueues a no-op job on the same
+    queue, whose one push reaches a bench-only socket (bench/views.py FloorView, bench/jobs.py floor_job,
+    bench/consumers.py). Floor and product runs alternate (A B B A) at the same rate in one run; the figure is
+    the product's p99 over the floor's, latencies pooled over each side's runs.
+6 · waiting shoppers: N sockets held open on one daphne process, each waiting for its own pending payment
+    (recorded in this process while no worker runs). daphne's memory is read before and with all N connected;
+    then the workers start and every socket must get its outcome frame.
+
+Both run their sockets from a client process of their own (bench/ws_load.py), as scenario 1 does its HTTP
+load (bench/load.py). `python -m bench.scenario_e2e [--quick] [--scenarios 5,6]` runs them alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+
+from bench.scenarios import ACCEPT_PATH, RUN_WORKERS, Context, _interleaved, bench_card_number, reset_redis
+from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds, process_rss_mib
+from bench.ws_load import WAIT_PAGE_HEARTBEAT, E2ESpec, HoldSpec, ws_base
+
+FLOOR_PATH = "/api/v1/bench/floor"
+GATEWAY_AT_ONCE = {"SANDBOX_LATENCY_MS": "0", "SANDBOX_LATENCY_JITTER_MS": "0"}
+S5_TARGET = 3.0  # p99 ≤ 3× the floor's
+S5_WARM_UP_RATE = 50  # arrivals/s of the unrecorded warm-up (at least the measured rate)
+S5_WARM_UP_EXTRA = 20  # warm-up arrivals beyond one per worker thread
+S6_TARGET_N = 5_000
+# Scenario 6's card numbers: apart from scenario 4's (bench_card_number(1), (2), ...), so no card is shared.
+S6_CARD_SERIAL_BASE = 50_000_000
+S6_RECORD_BATCH = 250  # payments per transaction while recording: one commit per batch, not per payment
+
+
+@dataclass(frozen=True)
+class E2EParams:
+    s5_rate: float  # offered payments per second (open loop)
+    s5_warmup: float  # seconds of arrivals before each measured window
+    s5_duration: float  # seconds of measured arrivals per run
+    s5_repeats: int  # runs per side, interleaved A B B A
+    s6_n: int  # sockets held open
+    s6_connect_rate: float  # connects started per second
+    s6_connect_concurrency: int  # handshakes in flight
+    s6_settle_timeout: float  # bound on the wait for every outcome after the workers start
+    # The wait page's resume every 10 s, off here: it would hide a dropped push (the socket asks again) and
+    # make daphne read the database N/10 times a second (measured: see docs/benchmarks.md, scenario 6).
+    s6_heartbeat: float = 0.0
+
+
+PARAMS = {
+    "quick": E2EParams(
+        s5_rate=5,
+        s5_warmup=1.0,
+        s5_duration=3.0,
+        s5_repeats=1,
+        s6_n=200,
+        s6_connect_rate=200,
+        s6_connect_concurrency=50,
+        s6_settle_timeout=60,
+    ),
+    "default": E2EParams(
+        s5_rate=20,
+        s5_warmup=2.0,
+        s5_duration=8.0,
+        s5_repeats=2,
+        s6_n=S6_TARGET_N,
+        s6_connect_rate=500,
+        s6_connect_concurrency=50,
+        s6_settle_timeout=300,
+    ),
+}
+
+
+def params_for(ctx: Context) -> E2EParams:
+    return PARAMS["quick" if ctx.budget.name == "quick" else "default"]
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(process_cpu_seconds(pid) for pid in group) for name, group in pids.items() if group}
+
+
+def _cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) / max(seconds, 1e-9), 3) for name in before}
+
+
+def _server_pids(stack: Stack) -> dict[str, list[int]]:
+    return {"daphne": [stack.web.pid] if stack.web else [], "workers": [w.pid for w in stack.workers]}
+
+
+# --- 5: submit → outcome frame against the floor ---------------------------------------------------------------
+def scenario_5(ctx: Context) -> dict:
+    stack, params = ctx.stack, params_for(ctx)
+    ctx.log(
+        f"scenario 5: submit → outcome frame at {params.s5_rate:g} payments/s vs the floor "
+        f"(no-op view + no-op job + one push), {RUN_WORKERS} workers, gateway 0 ms"
+    )
+    reset_redis(stack)
+    stack.start_web(**GATEWAY_AT_ONCE)
+    runs: dict[str, list[dict]] = {"floor": [], "product": []}
+    try:
+        stack.start_workers(RUN_WORKERS, **GATEWAY_AT_ONCE)
+        stack.wait_workers_ready()  # every thread of every worker process
+        warm_up = _warm_up_e2e(ctx, params)
+        for side in _interleaved(params.s5_repeats, "floor", "product"):
+            runs[side].append(_run_e2e(ctx, FLOOR_PATH if side == "floor" else ACCEPT_PATH, params))
+    finally:
+        stack.stop_workers()
+        stack.stop_web()
+        reset_redis(stack)
+    floor, product = _pooled(runs["floor"]), _pooled(runs["product"])
+    ratio = _ratio(product["p99_ms"], floor["p99_ms"])
+    return {
+        "scenario": 5,
+        "rate": params.s5_rate,
+        "workers": RUN_WORKERS,
+        "floor": floor,
+        "product": product,
+        "p50_ratio": _ratio(product["p50_ms"], floor["p50_ms"]),
+        "runs": runs,
+        "warm_up": warm_up,
+        "figure": ratio,
+        "target": S5_TARGET,
+        "met": ratio <= S5_TARGET,
+    }
+
+
+def _warm_up_e2e(ctx: Context, params: E2EParams) -> dict:
+    """Both sides once, unrecorded, with a job for every worker thread and some: RQ hands jobs to the
+    longest-waiting worker, so jobs go round all the threads, and each thread's first job (its first Redis and
+    database connections) is slower. Whichever side ran first would otherwise carry that in its p99."""
+    threads = sum(getattr(worker, "threads", 1) for worker in ctx.stack.workers)
+    rate = max(params.s5_rate, S5_WARM_UP_RATE)
+    arrivals = threads + S5_WARM_UP_EXTRA
+    ctx.log(f"    warm-up: {arrivals} arrivals on each side at {rate:g}/s ({threads} worker threads), not counted")
+    return {
+        side: _summary_only(_run_e2e(ctx, path, params, rate=rate, warmup=0, duration=arrivals / rate))
+        for side, path in (("floor", FLOOR_PATH), ("product", ACCEPT_PATH))
+    }
+
+
+def _summary_only(run: dict) -> dict:
+    run.pop("latencies_ms")
+    return run
+
+
+def _run_e2e(ctx: Context, path: str, params: E2EParams, *, rate=None, warmup=None, duration=None) -> dict:
+    """One open-loop run from the client process; adds daphne's and the workers' CPU over it."""
+    stack = ctx.stack
+    spec = E2ESpec(
+        base_url=stack.web_url,
+        path=path,
+        rate=params.s5_rate if rate is None else rate,
+        duration=params.s5_duration if duration is None else duration,
+        warmup=params.s5_warmup if warmup is None else warmup,
+        token=stack.token,
+    )
+    pids = _server_pids(stack)
+    cpu_before, began = _cpu(pids), time.monotonic()
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [PYTHON, "-m", "bench.ws_load", "e2e", "--spec", json.dumps(asdict(spec))],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=spec.warmup + spec.duration + spec.timeout + 60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"WebSocket client failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout)
+    result["server_cpu_share"] = _cpu_share(cpu_before, _cpu(pids), time.monotonic() - began)
+    total = result["total"]
+    ctx.log(
+        f"    {path} at {result['offered_rate']:g}/s (sent {result['sent_rate']}/s, settled "
+        f"{result['settled_rate']}/s): p50 {total['p50_ms']} ms, p99 {total['p99_ms']} ms, errors "
+        f"{result['errors']}, in flight ≤ {result['max_in_flight']}, outcome on connect "
+        f"{result['outcome_on_first_frame']}/{result['settled']}, only after a resume "
+        f"{result['outcome_after_resume']}, server CPU {result['server_cpu_share']}"
+    )
+    if result["settled"] == 0:
+        raise RuntimeError(f"no shopper got an outcome from {path}: {result['error_samples']}")
+    return result
+
+
+def _pooled(runs: list[dict]) -> dict:
+    """One side's latencies pooled over its runs (p99 of a few hundred waits, not a median of p99s); each
+    run's raw latencies are dropped from the result once pooled."""
+    from bench.load import summarize_latencies
+
+    latencies = [ms / 1000 for run in runs for ms in run.pop("latencies_ms")]
+    return {
+        **{key: round(value, 2) for key, value in summarize_latencies(latencies).items()},
+        "settled": sum(run["settled"] for run in runs),
+        "errors": sum(run["errors"] for run in runs),
+        "outcome_after_resume": sum(run["outcome_after_resume"] for run in runs),
+        "sent_rate": min(run["sent_rate"] for run in runs),
+        "settled_rate": min(run["settled_rate"] for run in runs),
+        "max_in_flight": max(run["max_in_flight"] for run in runs),
+    }
+
+
+# --- 6: N waiting shoppers on one daphne -----------------------------------------------------------------------
+def scenario_6(ctx: Context) -> dict:
+    stack, params = ctx.stack, params_for(ctx)
+    n = params.s6_n
+    ctx.log(f"scenario 6: {n:,} sockets held open on one daphne, each waiting for its own payment")
+    reset_redis(stack)
+    began = time.monotonic()
+    payment_ids, ws_paths = _pending_payments_with_sockets(n + 1)  # one more: the warm-up socket's
+    recorded_s = time.monotonic() - began
+    ctx.log(f"    recorded {n + 1:,} pending payments in {recorded_s:.1f} s")
+    stack.start_web(**GATEWAY_AT_ONCE)
+    client = None
+    try:
+        _warm_up_socket(stack.web_url, ws_paths.pop())  # daphne's first socket loads what every socket uses
+        payment_ids.pop()
+        before = _probe(stack)
+        client, spec_path = _start_hold_client(stack, ws_paths, params)
+        connect_cpu = _cpu(_server_pids(stack))
+        connected = _read_event(client, timeout=n / params.s6_connect_rate + 120)
+        with_all = _probe(stack)
+        connect_share = _cpu_share(connect_cpu, _cpu(_server_pids(stack)), connected["connect_seconds"])
+        ctx.log(
+            f"    connected {connected['connected']:,}/{n:,} in {connected['connect_seconds']} s; daphne RSS "
+            f"{before['daphne_rss_mib']:.1f} → {with_all['daphne_rss_mib']:.1f} MiB, fds {before['daphne_fds']} → "
+            f"{with_all['daphne_fds']}; channel groups {with_all['channel_groups']:,} "
+            f"({with_all['channel_groups_kib']:.0f} KiB in Redis)"
+        )
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        stack.start_workers(RUN_WORKERS, **GATEWAY_AT_ONCE)
+        stack.wait_workers_ready()  # every thread of every worker process
+        workers_ready_at = time.monotonic()
+        settle_cpu = _cpu({"daphne": [stack.web.pid]})
+        done, backlog = _wait_done(stack, client, timeout=params.s6_settle_timeout + 60)
+        settle_share = _cpu_share(settle_cpu, _cpu({"daphne": [stack.web.pid]}), time.monotonic() - workers_ready_at)
+        after = _probe(stack)
+    finally:
+        if client is not None and client.poll() is None:
+            client.kill()
+            client.wait()
+        stack.stop_workers()
+        stack.stop_web()
+        reset_redis(stack)
+    result = _hold_result(n, before, with_all, after, connected, done)
+    result.update(
+        recorded_s=round(recorded_s, 1),
+        settle_s=round(done["last_outcome_at"] - workers_ready_at, 2),
+        workers_startup_s=round(workers_ready_at - done["go_at"], 2),
+        settled_in_database=_settled_count(payment_ids),
+        lost_settled_in_database=_settled_count([_payment_id(path) for path in done["lost_paths"]]),
+        channel_backlog_max=backlog,
+        channel_capacity=_channel_capacity(),
+        daphne_cpu_share={"connect": connect_share.get("daphne"), "settle": settle_share.get("daphne")},
+        params=asdict(params),
+    )
+    result["settle_rate"] = round(_ratio(result["received"], result["settle_s"]), 1)
+    spec_path.unlink(missing_ok=True)
+    ctx.log(
+        f"    received {result['received']:,}/{n:,} outcomes (lost {result['lost']}) in {result['settle_s']} s "
+        f"after the workers were ready; {result['kib_per_connection']:.1f} KiB per connection in daphne; channel "
+        f"backlog ≤ {backlog}; lost with the payment settled {result['lost_settled_in_database']}"
+    )
+    return result
+
+
+def _pending_payments_with_sockets(count: int) -> tuple[list[str], list[str]]:
+    """`count` pending payments recorded the way the accept path does (tokenize, payment_create, whose
+    after-commit enqueue queues each job), each with its own card, and the WebSocket path the 202 names for
+    each (the status document's links.websocket, token included)."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from bench.stack import BENCH_USERNAME
+    from payments.cards import validate_card
+    from payments.models import Actor
+    from payments.selectors import payment_status_payload
+    from payments.services.cards import card_tokenize
+    from payments.services.payments import payment_create
+
+    user = get_user_model().objects.get(username=BENCH_USERNAME)
+    ids, paths = [], []
+    for start in range(0, count, S6_RECORD_BATCH):
+        with transaction.atomic():  # the jobs are queued as each batch commits
+            for serial in range(start, min(start + S6_RECORD_BATCH, count)):
+                number = bench_card_number(S6_CARD_SERIAL_BASE + serial)
+                card = validate_card(number=number, exp_month=12, exp_year=2030, cvc="123")
+                payment = payment_create(
+                    amount=2400, currency="USD", card=card_tokenize(card), actor=Actor.API, owner_user=user
+                )
+                ids.append(str(payment.pk))
+                paths.append(payment_status_payload(payment)["links"]["websocket"])
+    return ids, paths
+
+
+def _warm_up_socket(web_url: str, ws_path: str) -> None:
+    from websockets.sync.client import connect
+
+    with connect(ws_base(web_url) + ws_path, open_timeout=10) as socket:
+        socket.recv(timeout=10)
+
+
+def _probe(stack: Stack) -> dict:
+    """daphne's memory, open files and threads; the channel layer's groups in Redis and their memory. The
+    Redis server's own figures (memory, clients) are for the whole server, which other databases may share."""
+    import redis
+
+    pid = stack.web.pid
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    try:
+        memory, clients = client.info("memory"), client.info("clients")
+        groups = list(client.scan_iter(match="asgi:group:*", count=1000))
+        with client.pipeline(transaction=False) as pipe:
+            for key in groups:
+                pipe.memory_usage(key)
+            group_bytes = sum(size or 0 for size in pipe.execute())
+    finally:
+        client.close()
+    return {
+        "daphne_rss_mib": process_rss_mib(pid),
+        "daphne_fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "daphne_threads": _threads(pid),
+        "channel_groups": len(groups),
+        "channel_groups_kib": group_bytes / 1024,
+        "redis_server_used_mib": memory["used_memory"] / 2**20,
+        "redis_server_clients": clients["connected_clients"],
+    }
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+def _start_hold_client(stack: Stack, ws_paths: list[str], params: E2EParams):
+    spec = HoldSpec(
+        base_url=stack.web_url,
+        ws_paths=ws_paths,
+        connect_concurrency=params.s6_connect_concurrency,
+        connect_rate=params.s6_connect_rate,
+        settle_timeout=params.s6_settle_timeout,
+        heartbeat=params.s6_heartbeat,
+    )
+    spec_path = stack.log_dir / f"hold-spec-{time.time_ns()}.json"  # thousands of URLs: too long for argv
+    spec_path.write_text(json.dumps(asdict(spec)))
+    stderr = open(stack.log_dir / "ws-hold-client.log", "ab")  # noqa: SIM115 - the child holds it
+    client = subprocess.Popen(  # noqa: S603 - our own argv
+        [PYTHON, "-m", "bench.ws_load", "hold", "--spec-file", str(spec_path)],
+        cwd=BASE_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    stderr.close()
+    return client, spec_path
+
+
+def _read_event(client: subprocess.Popen, *, timeout: float) -> dict:
+    """The client's next JSON line; it prints one and then waits for us, so a whole line is there to read."""
+    ready, _, _ = select.select([client.stdout], [], [], timeout)
+    line = client.stdout.readline() if ready else ""
+    if not line:
+        raise RuntimeError(f"the WebSocket client said nothing within {timeout:.0f} s (exit {client.poll()})")
+    return json.loads(line)
+
+
+def _wait_done(stack: Stack, client: subprocess.Popen, *, timeout: float) -> tuple[dict, int]:
+    """Wait for the client's last line; meanwhile sample the channel layer's backlog for daphne: messages
+    pushed to its sockets that its receive loop has not taken yet (channels-redis drops pushes beyond the
+    layer's capacity, so this is how close the run came to losing any). The backlog is one sorted set per
+    daphne process, named after the process's channel prefix; it exists only while messages wait in it."""
+    import redis
+
+    connection = redis.Redis.from_url(stack.env["REDIS_URL"])
+    deadline, backlog, keys, looked_at = time.monotonic() + timeout, 0, set(), 0.0
+    try:
+        while client.poll() is None and time.monotonic() < deadline:
+            if not keys and time.monotonic() - looked_at > 1:  # a SCAN of the whole database: not every sample
+                keys.update(connection.scan_iter(match="asgispecific.*", count=1000))
+                looked_at = time.monotonic()
+            backlog = max([backlog, *(connection.zcard(key) for key in keys)])
+            time.sleep(0.1)
+    finally:
+        connection.close()
+    return _read_event(client, timeout=5), backlog
+
+
+def _payment_id(ws_path: str) -> str:
+    return ws_path.split("?", 1)[0].rsplit("/", 1)[1]
+
+
+def _channel_capacity() -> int:
+    from django.conf import settings
+
+    return settings.CHANNEL_LAYERS["default"]["CONFIG"].get("capacity", 100)
+
+
+def _settled_count(payment_ids: list[str]) -> int:
+    from payments.models import OUTCOME_STATUSES, Payment
+
+    return sum(
+        Payment.objects.filter(pk__in=payment_ids[start : start + 500], status__in=OUTCOME_STATUSES).count()
+        for start in range(0, len(payment_ids), 500)
+    )
+
+
+def _hold_result(n: int, before: dict, with_all: dict, after: dict, connected: dict, done: dict) -> dict:
+    rss_delta = with_all["daphne_rss_mib"] - before["daphne_rss_mib"]
+    per = max(connected["connected"], 1)
+    met = n >= S6_TARGET_N and done["connected"] == n and done["lost"] == 0
+    return {
+        "scenario": 6,
+        "n": n,
+        "connected": done["connected"],
+        "received": done["received"],
+        "lost": done["lost"],
+        "lost_reasons": done["lost_reasons"],
+        "lost_samples": done["lost_samples"],
+        "outcome_on_connect": done["outcome_on_connect"],
+        "outcome_delay": done["outcome_delay"],
+        "outcome_after_resume": done["outcome_after_resume"],
+        "resumes_sent": done["resumes_sent"],
+        "connect_failures": connected["connect_failures"],
+        "connect_s": connected["connect_seconds"],
+        "connect_rate": connected["connect_rate"],
+        "kib_per_connection": rss_delta * 1024 / per,
+        "group_kib_per_connection": with_all["channel_groups_kib"] / per,
+        "daphne_fds_besides_sockets": with_all["daphne_fds"] - connected["connected"],
+        "daphne": {"before": before, "connected": with_all, "after_settle": after},
+        "client_max_rss_mib": done["client_max_rss_mib"],
+        "figure": float(done["lost"]),
+        "target": f"N = {S6_TARGET_N:,} with none lost",
+        "met": met,
+    }
+
+
+# --- the report's rows and sections ----------------------------------------------------------------------------
+def summary_rows(result: dict) -> list[str]:
+    """The results table's row for scenario 5 or 6 (which one: `result["scenario"]`)."""
+    from bench.report import _f, _met, _ratio_text
+
+    if result["scenario"] == 5:
+        f, p = result["floor"], result["product"]
+        return [
+            f"| 5 | end to end, submit → outcome frame at {result['rate']:g} payments/s, gateway 0 ms: "
+            f"p99 {_f(p['p99_ms'])} ms vs floor {_f(f['p99_ms'])} ms (p50 {_f(p['p50_ms'])} vs {_f(f['p50_ms'])} ms) "
+            f"| {_ratio_text(result['figure'], S5_TARGET, '×')} floor | ≤ 3× | {_met(result['met'])} |"
+        ]
+    quick = "" if result["n"] >= S6_TARGET_N else f" (N below the target's {S6_TARGET_N:,})"
+    return [
+        f"| 6 | {result['n']:,} sockets on one daphne{quick}: {result['received']:,} received their outcome, "
+        f"{_f(result['kib_per_connection'])} KiB per connection, settled in {_f(result['settle_s'])} s "
+        f"| **{result['lost']:,} lost** | {result['target']} | {_met(result['met'])} |"
+    ]
+
+
+def details(result: dict) -> list[str]:
+    """The report's section for scenario 5 or 6: what is measured, the raw figures, how to read them."""
+    return _details_5(result) if result["scenario"] == 5 else _details_6(result)
+
+
+def _details_5(s: dict) -> list[str]:
+    from bench.report import _f, _pct
+
+    out = [
+        "### 5 · End to end: submit → outcome frame, against the floor",
+        "",
+        f"An open loop at {s['rate']:g} payments/s (arrivals at a fixed rate whatever the server does), "
+        f"`make run`'s {s['workers']} workers and daphne up, gateway latency 0. Each shopper does what the wait "
+        "page does: `POST /api/v1/payments` (token, Idempotency-Key), then opens the WebSocket its 202 names "
+        "(`links.websocket`) and waits for the frame whose status is an outcome; the time is from just before "
+        "the POST to that frame. The floor is the same sequence with no work in it: `POST /api/v1/bench/floor` "
+        "(the ceiling view's auth, throttle and parsing) enqueues a no-op job on the same queue with the same "
+        'options, which records "done" in Redis and sends one push through the product\'s push path; its '
+        'bench-only socket joins the group, then checks "done" (as the product\'s consumer reads the database '
+        "after joining). Floor and product runs alternate in one run; percentiles pool each side's runs. "
+        "*Sent/s* is the rate the client kept, *settled/s* outcomes over the time from the first measured POST "
+        "to the last outcome (it stays at the offered rate only if no queue grows); *outcome on connect* counts "
+        "shoppers whose first frame was already the outcome (the job finished before the socket joined). Like "
+        f"the wait page, each socket sends a `resume` every {WAIT_PAGE_HEARTBEAT:g} s; *after a resume* counts "
+        "outcomes that came only then, i.e. whose push never arrived.",
+        "",
+        "| run | sent/s | settled/s | p50 ms | p90 ms | p99 ms | max ms | POST p50 | socket open p50 "
+        "| then outcome p50 | outcome on connect | after a resume | errors | in flight ≤ | daphne CPU | workers CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for side in ("floor", "product"):
+        for index, run in enumerate(s["runs"][side], 1):
+            t, cpu = run["total"], run["server_cpu_share"]
+            out.append(
+                f"| {side} #{index} | {_f(run['sent_rate'])} | {_f(run['settled_rate'])} | {_f(t['p50_ms'])} "
+                f"| {_f(t['p90_ms'])} | {_f(t['p99_ms'])} | {_f(t['max_ms'])} | {_f(run['post']['p50_ms'])} "
+                f"| {_f(run['ws_open']['p50_ms'])} | {_f(run['to_outcome']['p50_ms'])} "
+                f"| {run['outcome_on_first_frame']}/{run['settled']} | {run['outcome_after_resume']} "
+                f"| {run['errors']} | {run['max_in_flight']} "
+                f"| {_pct(cpu.get('daphne'))} | {_pct(cpu.get('workers'))} |"
+            )
+    f, p = s["floor"], s["product"]
+    out += [
+        "",
+        f"Pooled: product p50 {_f(p['p50_ms'])} ms, p99 {_f(p['p99_ms'])} ms over {p['settled']:,} payments; floor "
+        f"p50 {_f(f['p50_ms'])} ms, p99 {_f(f['p99_ms'])} ms over {f['settled']:,}. p99 ratio "
+        f"{s['figure']:.2f}, p50 ratio {s['p50_ratio']:.2f}.",
+        "",
+    ]
+    if "warm_up" in s:
+        warm = s["warm_up"]
+        out += [
+            f"Warm-up before the runs (not counted; {warm['product']['sent_total']} arrivals a side at "
+            f"{warm['product']['offered_rate']:g}/s, so that every worker thread has had its first job): outcomes "
+            f"only after a resume {warm['floor']['outcome_after_resume']} (floor), "
+            f"{warm['product']['outcome_after_resume']} (product); errors {warm['floor']['errors']}, "
+            f"{warm['product']['errors']}.",
+            "",
+        ]
+    return out
+
+
+def _details_6(s: dict) -> list[str]:
+    from bench.report import _f, _pct
+
+    d = s["daphne"]
+    rows = [
+        ("daphne RSS, MiB", "daphne_rss_mib", 1),
+        ("daphne open files", "daphne_fds", 0),
+        ("daphne threads", "daphne_threads", 0),
+        ("channel-layer groups in Redis", "channel_groups", 0),
+        ("their memory in Redis, KiB", "channel_groups_kib", 0),
+        ("Redis used memory, MiB (whole server)", "redis_server_used_mib", 1),
+        ("Redis clients (whole server)", "redis_server_clients", 0),
+    ]
+    out = [
+        "### 6 · Waiting shoppers: sockets held open on one daphne",
+        "",
+        f"{s['n']:,} pending payments recorded while no worker runs, then one socket each (its 202's "
+        "`links.websocket`) opened from a separate client process, paced at "
+        f"{s['params']['s6_connect_rate']:g} connects/s with at most {s['params']['s6_connect_concurrency']} "
+        "handshakes in flight (so daphne's accept backlog is not what is measured). A socket counts as connected "
+        "once its first frame (the pending state the consumer reads after joining its group) has arrived. "
+        "daphne's memory is read before (after one warm-up socket) and with every socket connected; memory per "
+        "connection is the difference over the sockets. Then `make run`'s workers start and each socket waits "
+        f"for its outcome frame (bounded by {s['params']['s6_settle_timeout']:g} s); a shopper leaves (closes) "
+        "once they have it. "
+        + (
+            f"Like the wait page, each socket sends a `resume` every {s['params']['s6_heartbeat']:g} s, which makes "
+            "the consumer read its payment again; *lost* is sockets that never got their outcome even so."
+            if s["params"]["s6_heartbeat"]
+            else "Unlike the wait page, the sockets send no `resume` heartbeat, so every outcome must come by push: "
+            "*lost* is sockets without their outcome frame, split by whether the payment had settled (the push "
+            "was lost) or not (the job did not finish)."
+        )
+        + " *Outcome delay* is from the outcome's write (its `updated_at`, stamped in the worker's transaction "
+        "just before the commit, so a commit waiting on a lock counts too) to its frame at the client.",
+        "",
+        "| | before | all connected | after settling |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, key, digits in rows:
+        out.append(
+            f"| {label} | {_f(d['before'][key], digits)} | {_f(d['connected'][key], digits)} "
+            f"| {_f(d['after_settle'][key], digits)} |"
+        )
+    out += [
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| connected / received outcome / lost | {s['connected']:,} / {s['received']:,} / {s['lost']:,} |",
+        f"| lost with the payment settled (push lost) / not settled (job unfinished) | "
+        f"{s['lost_settled_in_database']:,} / {s['lost'] - s['lost_settled_in_database']:,} |",
+        f"| outcome delay, write → frame: p50 / p99 / max | {_f(s['outcome_delay']['p50_ms'], 0)} / "
+        f"{_f(s['outcome_delay']['p99_ms'], 0)} / {_f(s['outcome_delay']['max_ms'], 0)} ms |",
+        f"| memory per connection in daphne | {_f(s['kib_per_connection'])} KiB |",
+        f"| Redis memory per connection (its channel-layer group) | {_f(s['group_kib_per_connection'], 2)} KiB |",
+        f"| daphne's open files besides the sockets (Redis connections, the database, logs) "
+        f"| {s['daphne_fds_besides_sockets']:,} |",
+        f"| connecting all, s (achieved connects/s) | {_f(s['connect_s'], 1)} ({_f(s['connect_rate'])}) |",
+        f"| settling all after the workers were ready, s (outcomes/s) | {_f(s['settle_s'], 1)} "
+        f"({_f(s['settle_rate'])}) |",
+        f"| payments with an outcome in the database | {s['settled_in_database']:,} |",
+        f"| most pushes waiting for daphne's receive loop (channel capacity) | {s['channel_backlog_max']:,} "
+        f"({s['channel_capacity']:,}) |",
+        f"| daphne CPU while connecting / settling | {_pct(s['daphne_cpu_share']['connect'])} / "
+        f"{_pct(s['daphne_cpu_share']['settle'])} |",
+        f"| the client process's peak RSS | {_f(s['client_max_rss_mib'])} MiB |",
+        "",
+    ]
+    if s["lost"]:
+        out += [f"Lost, by reason: {s['lost_reasons']}; e.g. {s['lost_samples']}.", ""]
+    return out
+
+
+# --- running them alone ----------------------------------------------------------------------------------------
+SCENARIOS = {5: scenario_5, 6: scenario_6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Scenarios 5 and/or 6 alone on a stack of their own; prints each result as JSON."""
+    import argparse
+
+    from bench.scenarios import DEFAULT, QUICK
+    from bench.stack import BENCH_ENV, DEFAULT_DATABASE_NAME
+
+    parser = argparse.ArgumentParser(prog="python -m bench.scenario_e2e", description=main.__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scenarios", default="5,6")
+    parser.add_argument("--database-name", default=DEFAULT_DATABASE_NAME)
+    parser.add_argument("--redis-url", default=None)
+    args = parser.parse_args(argv)
+    stack = Stack(
+        log_dir=BASE_DIR / "var" / "bench" / "logs" / f"e2e-{time.strftime('%Y%m%dT%H%M%S')}",
+        redis_url=args.redis_url,
+        database_name=args.database_name,
+    )
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
+
+    try:
+        stack.setup()
+        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
+        import django
+
+        django.setup()
+        stack.create_user_token()
+        log(f"database: {stack.database_kind}; Redis: {stack.redis_kind}; logs: {stack.log_dir}")
+        ctx = Context(stack=stack, budget=QUICK if args.quick else DEFAULT, log=log)
+        for number in (int(part) for part in args.scenarios.split(",")):
+            result = SCENARIOS[number](ctx)
+            print(json.dumps(result, indent=1, default=str))
+            print("\n".join(summary_rows(result) + [""] + details(result)))
+    finally:
+        stack.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
