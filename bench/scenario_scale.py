@@ -295,6 +295,8 @@ def scenario_scale(ctx: Context) -> dict:
     settle = _settle_side_by_side(ctx, sizes)
     combined = _combined_side_by_side(ctx, sizes)
     figure = accept["ratio"]
+    # Met only if every part rose: (c) can fall on a machine whose cores the 1 + 1 side already fills.
+    every_part_rose = min(accept["ratio"], settle["ratio"], combined["accepted_ratio"], combined["settled_ratio"]) > 1
     return {
         "database": ctx.stack.database_kind,
         "cores": os.cpu_count(),
@@ -303,7 +305,7 @@ def scenario_scale(ctx: Context) -> dict:
         "combined": combined,
         "figure": figure,
         "target": TARGET,
-        "met": figure > 1,
+        "met": every_part_rose,
     }
 
 
