@@ -279,7 +279,7 @@ SPECTACULAR_SETTINGS = {
 # Idempotency keys are kept at least this long (the API documents it), then purged by the reconciler.
 IDEMPOTENCY_KEY_TTL = env.int("IDEMPOTENCY_KEY_TTL", default=24 * 3600)
 # How long a first request may hold its key before a retry may take it over (it died without committing).
-IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
+
 # Load shedding: with more jobs than this waiting, POST /api/v1/payments answers 503 before creating anything.
 PAYMENTS_MAX_BACKLOG = env.int("PAYMENTS_MAX_BACKLOG", default=5000)
 # The longest ?wait= a status request may ask for.

@@ -100,13 +100,27 @@ class Payment(models.Model):
     # When the reconciler should look at this payment again if it is still unsettled: the grace before a
     # pending payment's job is presumed lost, the lease of the worker holding it, or the next settle try.
     recheck_at = models.DateTimeField(null=True, blank=True)
+    # The API client's Idempotency-Key ("" for checkout payments, whose form token plays that part). The
+    # unique constraint below, not a timer, is what makes a second payment for one (client, key) impossible:
+    # it refuses the second INSERT inside the transaction that would create it, for as long as the row lives.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("refund_payment", "Can refund payments"),
+            ("cancel_payment", "Can cancel pending payments"),
+            ("manage_queues", "Can see and manage the job queues (/admin/rq/)"),
+        ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["owner_user", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="payment_idempotency_key_unique_per_client",
+            ),
             models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_status_known"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
@@ -145,6 +159,11 @@ class PaymentEvent(models.Model):
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20, choices=PaymentStatus.choices)
     actor = models.CharField(max_length=20, choices=Actor.choices)
+    # The person behind a staff or API action (None for the worker and the reconciler). Users are deactivated,
+    # never deleted, while their actions are on record: PROTECT keeps the history whole.
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.CharField(max_length=255, blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -195,6 +214,13 @@ class Refund(models.Model):
     status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING)
     reason = models.CharField(max_length=255, blank=True)
     actor = models.CharField(max_length=20, choices=Actor.choices)
+    # Who asked for it: the staff user or API client (merchant). Recorded on the refund and on the payment
+    # event its success writes, so "who gave this money back" always has a name.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # As on Payment: one refund per (client, Idempotency-Key), refused by the database itself.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
     failure_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)
     gateway_reference = models.CharField(max_length=64, blank=True)
@@ -208,6 +234,11 @@ class Refund(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_known"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="refund_idempotency_key_unique_per_client",
+            ),
         ]
         indexes = [models.Index(fields=["status", "recheck_at"], name="refund_status_recheck")]
 
@@ -231,20 +262,20 @@ class BlockedCard(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """One per (client, Idempotency-Key): what the first request was, and once it is done, what it answered.
+    """The first answer to one (client, Idempotency-Key), kept for IDEMPOTENCY_KEY_TTL so a retry gets it
+    again (and a retry with another body gets 422).
 
-    The request fingerprint is an HMAC (under the secret key) of the method, path and body, so a card number
-    in the body cannot be recovered from it. While the first request runs, `locked_until` is set; a record
-    whose lock ran out without a response belongs to a request that died before committing anything, and a
-    retry may take it over.
+    It is written in the same transaction as the payment or refund it answers for, and that object carries
+    the key under its own unique constraint: there is no "claim" and no lock timer, so no request can ever
+    take another's key over. The request fingerprint is an HMAC of the method, path and the request with the
+    card reduced to its fingerprint: nothing derived from the CVC or the full number is in it.
     """
 
     owner_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     request_fingerprint = models.CharField(max_length=64)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
     response_headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
