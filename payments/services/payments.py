@@ -77,9 +77,11 @@ def payment_create(
     return payment
 
 
-def payment_cancel(*, payment_id, actor: str, reason: str = "canceled") -> Payment:
+def payment_cancel(*, payment_id, actor: str, actor_user=None, reason: str = "canceled") -> Payment:
     """pending → canceled; refused (TransitionNotAllowed) once a worker has taken the payment."""
-    return payment_transition(payment_id=payment_id, to_status=PaymentStatus.CANCELED, actor=actor, reason=reason)
+    return payment_transition(
+        payment_id=payment_id, to_status=PaymentStatus.CANCELED, actor=actor, actor_user=actor_user, reason=reason
+    )
 
 
 def payment_process(*, payment_id, actor: str = Actor.WORKER) -> Payment:

@@ -35,7 +35,15 @@ def refund_amount_available(payment: Payment) -> int:
     return payment.amount_captured - payment.amount_refunded - in_flight
 
 
-def refund_create(*, payment_id, actor: str, amount: int | None = None, reason: str = "") -> Refund:
+def refund_create(
+    *,
+    payment_id,
+    actor: str,
+    requested_by=None,
+    amount: int | None = None,
+    reason: str = "",
+    idempotency_key: str = "",
+) -> Refund:
     """Record a pending refund (by default, of everything still refundable) and queue it after commit.
 
     The payment row is locked while the amount is checked and the refund recorded, so two refunds asked for
@@ -57,6 +65,8 @@ def refund_create(*, payment_id, actor: str, amount: int | None = None, reason: 
             payment=payment,
             amount=amount,
             actor=actor,
+            requested_by=requested_by,
+            idempotency_key=idempotency_key,
             reason=reason,
             status=RefundStatus.PENDING,
             recheck_at=recheck_at_for(RefundStatus.PENDING),

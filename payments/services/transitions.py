@@ -46,6 +46,7 @@ def payment_transition(
     payment_id,
     to_status: str,
     actor: str,
+    actor_user=None,
     reason: str = "",
     data: dict[str, Any] | None = None,
     changes: dict[str, Any] | None = None,
@@ -76,6 +77,7 @@ def payment_transition(
             from_status=from_status,
             to_status=to_status,
             actor=actor,
+            actor_user=actor_user,
             reason=reason,
             data=data or {},
         )
@@ -116,6 +118,8 @@ def refund_transition(
                 if refunded == payment.amount_captured
                 else PaymentStatus.PARTIALLY_REFUNDED,
                 actor=actor,
+                # The refund's success is written by a worker, but the money went back because someone asked.
+                actor_user=refund.requested_by,
                 reason=reason or "refund succeeded",
                 data={"refund_id": str(refund.pk), "amount": refund.amount},
                 changes={"amount_refunded": refunded},
