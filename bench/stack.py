@@ -37,6 +37,7 @@ BENCH_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
     "DJANGO_DEBUG": "false",  # as in production: DEBUG would also keep every query in memory
     "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
+    "CARD_FINGERPRINT_KEY": "bench-only-card-fingerprint-key-not-for-production-0123456789",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "DJANGO_SECURE_SSL_REDIRECT": "false",
     "DJANGO_SECURE_HSTS_PRELOAD": "false",

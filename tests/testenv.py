@@ -13,6 +13,7 @@ import pytest
 from config.embedded_redis import redis_answers, start_embedded_redis
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault("CARD_FINGERPRINT_KEY", "test-only-card-fingerprint-key-not-for-production-0123")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")

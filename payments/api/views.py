@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments.api import docs
+from payments.api.idempotent import IdempotentWrite
 from payments.api.problems import problem_response
 from payments.api.serializers import (
     PaymentCreateSerializer,
@@ -32,27 +32,9 @@ from payments.models import Actor, Payment, Refund
 from payments.selectors import payment_detail_payload, payment_get_for_viewer, payment_status_payload, refund_payload
 from payments.services.cards import card_tokenize
 from payments.services.dispatch import payments_backlog
-from payments.services.idempotency import (
-    IdempotencyKeyInFlight,
-    IdempotencyKeyInvalid,
-    IdempotencyKeyReused,
-    Replay,
-    idempotency_begin,
-    idempotency_complete,
-    idempotency_key_parse,
-    idempotency_release,
-    request_fingerprint,
-)
 from payments.services.payments import payment_cancel, payment_create
 from payments.services.refunds import RefundNotAllowed, refund_create
 from payments.services.transitions import TransitionNotAllowed
-
-
-class InvalidBody(ValidationError):
-    """A well-formed request whose fields are wrong: 422 Unprocessable Content (a malformed one is a 400)."""
-
-    status_code = 422
-
 
 PAYMENT_ID = OpenApiParameter("payment_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The payment's id.")
 
@@ -73,71 +55,22 @@ def payment_for_viewer(request, payment_id) -> Payment:
     return payment
 
 
+def payment_for_refunder(user, payment_id) -> Payment:
+    """Refunds are the merchant's: an API client (or staff user) holding `payments.refund_payment`, for the
+    payments it created. Whoever paid may watch the payment but never refund it (403), and a merchant who
+    guesses another's payment id learns nothing (404)."""
+    if not user.has_perm("payments.refund_payment"):
+        raise PermissionDenied("Refunds are made by the merchant; this client may not refund payments.")
+    payment = Payment.objects.filter(pk=payment_id, owner_user=user).first()
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment
+
+
 def _require_user(request):
     if not request.user.is_authenticated:
         raise NotAuthenticated()
     return request.user
-
-
-class IdempotentWrite:
-    """Runs a write at most once per (client, Idempotency-Key), replaying its first answer afterwards."""
-
-    def __init__(self, request):
-        self.request = request
-        self.record = None
-        self.key = None
-
-    def start(self, serializer_class) -> tuple[Response | None, dict | None]:
-        """The key, then the body, then the claim: (a response to send now, None), or (None, the valid body)."""
-        bad_key = self.check_key()
-        if bad_key is not None:
-            return bad_key, None
-        serializer = serializer_class(data=self.request.data)
-        if not serializer.is_valid():
-            raise InvalidBody(serializer.errors)
-        early = self.begin()
-        if early is not None:
-            return early, None
-        return None, serializer.validated_data
-
-    def check_key(self) -> Response | None:
-        """400 for a missing or malformed key; checked before the body, so a bad key is always named."""
-        try:
-            self.key = idempotency_key_parse(self.request.headers.get("Idempotency-Key"))
-        except IdempotencyKeyInvalid as error:
-            return problem_response(
-                status=400, code="idempotency_key_missing", detail=str(error), param="Idempotency-Key"
-            )
-        return None
-
-    def begin(self) -> Response | None:
-        """A response to return at once (replay, 409, 422), or None to go on with the write."""
-        request = self.request
-        try:
-            begun = idempotency_begin(
-                user=request.user,
-                key=self.key,
-                fingerprint=request_fingerprint(method=request.method, path=request.path, body=request.data),
-            )
-        except IdempotencyKeyInFlight as error:
-            return problem_response(
-                status=409, code="idempotency_key_in_use", detail=str(error), headers={"Retry-After": "1"}
-            )
-        except IdempotencyKeyReused as error:
-            return problem_response(status=422, code="idempotency_key_reused", detail=str(error))
-        if isinstance(begun, Replay):
-            return Response(begun.body, status=begun.status, headers={**begun.headers, "Idempotent-Replayed": "true"})
-        self.record = begun
-        return None
-
-    def complete(self, *, status: int, body: dict, headers: dict) -> Response:
-        """Call inside the write's transaction: the stored answer commits with the write, or not at all."""
-        idempotency_complete(self.record, status=status, body=body, headers=headers)
-        return Response(body, status=status, headers=headers)
-
-    def release(self) -> None:
-        if self.record is not None:
-            idempotency_release(self.record)
 
 
 class PaymentCursorPagination(CursorPagination):
@@ -196,45 +129,48 @@ class PaymentsView(APIView):
     )
     def post(self, request):
         user = _require_user(request)
-        write = IdempotentWrite(request)
-        early, data = write.start(PaymentCreateSerializer)
+        write = IdempotentWrite(
+            request, spent=lambda key: Payment.objects.filter(owner_user=user, idempotency_key=key).exists()
+        )
+        early = write.start(PaymentCreateSerializer)
         if early is not None:
             return early
         backlog = payments_backlog()
         if backlog is not None and backlog > settings.PAYMENTS_MAX_BACKLOG:
-            write.release()
             return problem_response(
                 status=503,
                 code="service_unavailable",
                 headers={"Retry-After": "30"},
                 detail="We are taking too many payments right now; nothing was created.",
             )
+        data = write.data
         try:
             card = card_tokenize(data["card_details"])  # the card's number and CVC go to the vault, nowhere else
-            with transaction.atomic():
-                payment = payment_create(
-                    amount=data["amount"],
-                    currency=data["currency"],
-                    card=card,
-                    actor=Actor.API,
-                    owner_user=user,
-                    description=data["description"],
-                    metadata=data["metadata"],
-                )
-                document = payment_status_payload(payment)
-                headers = {"Location": document["links"]["status"], "Retry-After": str(settings.PAYMENTS_POLL_INTERVAL)}
-                return write.complete(status=http.HTTP_202_ACCEPTED, body=document, headers=headers)
         except GatewayError:
-            write.release()
             return problem_response(
                 status=503,
                 code="service_unavailable",
                 headers={"Retry-After": "5"},
                 detail="The card vault is unreachable; nothing was created. Retry with the same key.",
             )
-        except BaseException:
-            write.release()
-            raise
+
+        def create(key):
+            payment = payment_create(
+                amount=data["amount"],
+                currency=data["currency"],
+                card=card,
+                actor=Actor.API,
+                actor_user=user,
+                owner_user=user,
+                idempotency_key=key,
+                description=data["description"],
+                metadata=data["metadata"],
+            )
+            document = payment_status_payload(payment)
+            headers = {"Location": document["links"]["status"], "Retry-After": str(settings.PAYMENTS_POLL_INTERVAL)}
+            return http.HTTP_202_ACCEPTED, document, headers
+
+        return write.commit(create)
 
 
 class PaymentDetailView(APIView):
@@ -265,7 +201,12 @@ class PaymentCancelView(APIView):
     def post(self, request, payment_id):
         payment = payment_for_viewer(request, payment_id)
         try:
-            payment = payment_cancel(payment_id=payment.pk, actor=Actor.API, reason="canceled by the client")
+            payment = payment_cancel(
+                payment_id=payment.pk,
+                actor=Actor.API,
+                actor_user=request.user if request.user.is_authenticated else None,
+                reason="canceled by the client",
+            )
         except TransitionNotAllowed as refused:
             if refused.obj.has_outcome:
                 return problem_response(
@@ -307,26 +248,27 @@ class PaymentRefundsView(APIView):
         },
     )
     def post(self, request, payment_id):
-        _require_user(request)
-        payment = payment_for_viewer(request, payment_id)
-        write = IdempotentWrite(request)
-        early, data = write.start(RefundCreateSerializer)
+        user = _require_user(request)
+        payment = payment_for_refunder(user, payment_id)
+        write = IdempotentWrite(
+            request, spent=lambda key: Refund.objects.filter(requested_by=user, idempotency_key=key).exists()
+        )
+        early = write.start(RefundCreateSerializer)
         if early is not None:
             return early
+
+        def create(key):
+            refund = refund_create(
+                payment_id=payment.pk, actor=Actor.API, requested_by=user, idempotency_key=key, **write.data
+            )
+            document = refund_payload(refund)
+            return http.HTTP_202_ACCEPTED, document, {"Location": document["links"]["self"]}
+
         try:
-            with transaction.atomic():
-                refund = refund_create(payment_id=payment.pk, actor=Actor.API, **data)
-                document = refund_payload(refund)
-                return write.complete(
-                    status=http.HTTP_202_ACCEPTED, body=document, headers={"Location": document["links"]["self"]}
-                )
+            return write.commit(create)
         except RefundNotAllowed as refused:
-            write.release()
             status = 409 if refused.code == "payment_not_refundable" else 422
             return problem_response(status=status, code=refused.code, detail=refused.message)
-        except BaseException:
-            write.release()
-            raise
 
 
 class RefundDetailView(APIView):

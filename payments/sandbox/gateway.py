@@ -12,7 +12,7 @@ import secrets
 import time
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Sum
 from django.utils.crypto import salted_hmac
 
@@ -32,6 +32,14 @@ def _refund_result(refund: Refund) -> RefundResult:
 
 class SandboxGateway:
     def tokenize(self, card: CardDetails) -> CardToken:
+        try:
+            return self._tokenize(card)
+        except DatabaseError as error:
+            # The vault is a remote service in real life: a stall there (a lock wait past the lock timeout)
+            # is the vault being unavailable, and nothing was stored for the caller.
+            raise GatewayUnavailable(f"sandbox vault unavailable: {type(error).__name__}") from None
+
+    def _tokenize(self, card: CardDetails) -> CardToken:
         behaviour = behaviours.behaviour_for(card.number)
         account_key = salted_hmac("payments.sandbox.account", card.number, algorithm="sha256").hexdigest()
         account, _ = Account.objects.get_or_create(

@@ -6,6 +6,8 @@
    captured minus refunded for the payments made with that card.
 3. charged_once: no payment has more than one debit at the bank, every approved charge belongs to a payment
    we show as paid, and every paid payment points at an approved charge.
+4. one_write_per_key: no client has two payments, or two refunds, under one Idempotency-Key. The database's
+   unique constraints refuse that; this says so if they were ever missing (a restored dump, a hand edit).
 
 The bank side is read from the sandbox bank's ledger; with a real provider it would be its settlement
 report.
@@ -95,6 +97,27 @@ def _charged_once() -> dict:
     return result
 
 
+def _one_write_per_key() -> dict:
+    violations = []
+    for model, client_field, kind in ((Payment, "owner_user", "payment"), (Refund, "requested_by", "refund")):
+        rows = (
+            model.objects.exclude(idempotency_key="")
+            .values(client_field, "idempotency_key")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .order_by()
+        )
+        violations += [
+            {
+                "client": row[client_field],
+                "key": row["idempotency_key"],
+                "problem": f"{row['n']} {kind}s for one key",
+            }
+            for row in rows
+        ]
+    return _check(violations)
+
+
 def _uuid_or_none(raw: str):
     try:
         return uuid.UUID(raw)
@@ -108,6 +131,7 @@ def payments_audit() -> dict:
         "settled_in_time": _settled_in_time(now),
         "ledger_matches": _ledger_matches(),
         "charged_once": _charged_once(),
+        "one_write_per_key": _one_write_per_key(),
     }
     return {
         "checked_at": now.isoformat(),

@@ -1,9 +1,10 @@
 """Idempotency keys for API writes (Stripe's semantics, the IETF Idempotency-Key draft's header).
 
-`idempotency_begin` claims the key for this request, or says what to do instead: replay the first
-response, 409 while the first is still running, 422 if the key was used for a different request.
-`idempotency_complete` must run in the same transaction as the write it answers for, so a crash leaves
-either both or neither.
+There is no claim and no lock timer. A write and the record of its answer commit in one transaction, and the
+object the write creates (a Payment or a Refund) carries the key under a unique constraint per client: a
+second request with the same key, however late and however the first one stalled, cannot insert a second
+object. It finds the first one's answer instead (`idempotency_answer`), or, while the first one's
+transaction is still open, waits for it on the unique index (bounded by the database's lock timeout).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from payments.cards import CardDetails, card_fingerprint
 from payments.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -25,10 +26,6 @@ MAX_KEY_LENGTH = 255
 
 class IdempotencyKeyInvalid(Exception):
     pass
-
-
-class IdempotencyKeyInFlight(Exception):
-    """The first request with this key has not finished."""
 
 
 class IdempotencyKeyReused(Exception):
@@ -56,58 +53,53 @@ def idempotency_key_parse(raw: str | None) -> str:
     return value
 
 
-def request_fingerprint(*, method: str, path: str, body) -> str:
-    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"), default=str)
+def _canonical(value):
+    """JSON for what json cannot encode. A card stands in only as its fingerprint and expiry: nothing derived
+    from the CVC, and nothing from the number but the keyed fingerprint we keep anyway, is ever hashed here."""
+    if isinstance(value, CardDetails):
+        return {"card": card_fingerprint(value.number), "exp": [value.exp_month, value.exp_year]}
+    return str(value)
+
+
+def request_fingerprint(*, method: str, path: str, request: dict) -> str:
+    """Tells a retry of one request from another request under the same key.
+
+    `request` is the *validated* request; the raw card input (number and CVC) must not be in it.
+    """
+    if "card" in request:
+        raise ValueError("fingerprint the validated request: the raw card (number, CVC) must not be hashed")
+    canonical = json.dumps([method, path, request], sort_keys=True, separators=(",", ":"), default=_canonical)
     secret = hashlib.sha256(f"idempotency:{settings.SECRET_KEY}".encode()).digest()
     return hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
 
 
-def idempotency_begin(*, user, key: str, fingerprint: str) -> IdempotencyRecord | Replay:
-    now = timezone.now()
-    lock = now + timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS)
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(
-                owner_user=user,
-                key=key,
-                request_fingerprint=fingerprint,
-                locked_until=lock,
-                expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL),
-            )
-    except IntegrityError:
-        pass  # the key is known: decide from what the first request left
-
-    record = IdempotencyRecord.objects.get(owner_user=user, key=key)
-    if record.expires_at <= now:
-        IdempotencyRecord.objects.filter(pk=record.pk, expires_at__lte=now).delete()
-        return idempotency_begin(user=user, key=key, fingerprint=fingerprint)
+def idempotency_answer(*, user, key: str, fingerprint: str) -> Replay | None:
+    """The first answer given for this (client, key), or None if the key has not been used (or its record has
+    been purged). Raises IdempotencyKeyReused if it answered a different request."""
+    record = IdempotencyRecord.objects.filter(owner_user=user, key=key).first()
+    if record is None:
+        return None
     if record.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
-    if record.response_status is not None:
-        return Replay(status=record.response_status, body=record.response_body, headers=record.response_headers)
-    # The first request died without committing anything: once its lock has run out, this one takes over.
-    taken = IdempotencyRecord.objects.filter(pk=record.pk, response_status__isnull=True, locked_until__lte=now).update(
-        locked_until=lock
+    return Replay(status=record.response_status, body=record.response_body, headers=record.response_headers)
+
+
+def idempotency_record(*, user, key: str, fingerprint: str, status: int, body: dict, headers: dict) -> None:
+    """Call inside the write's transaction: the answer commits with the write, or neither does. Its unique
+    constraint (and the created object's) refuses a second write for the key with an IntegrityError."""
+    IdempotencyRecord.objects.create(
+        owner_user=user,
+        key=key,
+        request_fingerprint=fingerprint,
+        response_status=status,
+        response_body=body,
+        response_headers=headers,
+        expires_at=timezone.now() + timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL),
     )
-    if taken:
-        record.locked_until = lock
-        return record
-    raise IdempotencyKeyInFlight("A request with this Idempotency-Key is still being processed.")
-
-
-def idempotency_complete(record: IdempotencyRecord, *, status: int, body: dict, headers: dict) -> None:
-    record.response_status = status
-    record.response_body = body
-    record.response_headers = headers
-    record.locked_until = None
-    record.save(update_fields=["response_status", "response_body", "response_headers", "locked_until"])
-
-
-def idempotency_release(record: IdempotencyRecord) -> None:
-    """The request was refused before doing anything (bad input): the key may be used again."""
-    IdempotencyRecord.objects.filter(pk=record.pk, response_status__isnull=True).delete()
 
 
 def idempotency_purge_expired(*, limit: int = 1000) -> int:
+    """Forget stored answers past their TTL. The key stays on its payment or refund, so a retry after this
+    still cannot create a second one (it is told the key is spent, see the API docs)."""
     expired = IdempotencyRecord.objects.filter(expires_at__lte=timezone.now()).values_list("pk", flat=True)[:limit]
     return IdempotencyRecord.objects.filter(pk__in=list(expired)).delete()[0]

@@ -33,8 +33,10 @@ def payment_create(
     currency: str,
     card: TokenizedCard,
     actor: str,
+    actor_user=None,
     owner_user=None,
     owner_guest_id: uuid.UUID | None = None,
+    idempotency_key: str = "",
     order=None,
     description: str = "",
     metadata: dict | None = None,
@@ -44,6 +46,9 @@ def payment_create(
     The enqueue waits for the commit so that a worker can never pick up a payment it cannot yet read, and a
     rolled-back checkout leaves no job behind. If the enqueue fails, the payment is still durable and the
     reconciler re-drives it after PAYMENTS_PENDING_GRACE.
+
+    An `idempotency_key` already on one of this owner's payments makes the INSERT fail (IntegrityError): the
+    caller answers with the first payment instead.
     """
     validate_amount(amount, currency)
     with transaction.atomic():
@@ -55,6 +60,7 @@ def payment_create(
             currency=currency,
             description=description,
             metadata=metadata or {},
+            idempotency_key=idempotency_key,
             status=PaymentStatus.PENDING,
             seq=1,
             recheck_at=recheck_at_for(PaymentStatus.PENDING),
@@ -71,6 +77,7 @@ def payment_create(
             from_status="",
             to_status=PaymentStatus.PENDING,
             actor=actor,
+            actor_user=actor_user,
             reason="payment recorded",
         )
         transaction.on_commit(partial(payment_enqueue, payment_id=payment.id))
@@ -126,6 +133,10 @@ def _process_pending(payment: Payment, actor: str) -> Payment:
         logger.info("payment %s was taken or ended meanwhile (%s)", payment.pk, refused.obj.status)
         return refused.obj
 
+    # tx 2 writes only while this attempt still holds the payment. A worker paused past its lease (SIGSTOP, a
+    # stalled VM) wakes to find the reconciler has made it unknown, or settled it: its late answer is dropped,
+    # even where the state machine alone would allow it (unknown → failed).
+    ours = {"status": PaymentStatus.PROCESSING, "attempts": payment.attempts}
     try:
         result, tries = _charge_with_retries(payment)
     except GatewayUnavailable as error:
@@ -137,11 +148,14 @@ def _process_pending(payment: Payment, actor: str) -> Payment:
             reason=f"gateway unavailable: {error}",
             failure_code="processing_error",
             decline_code="",
+            fence=ours,
         )
     except Exception as error:  # GatewayTimeout, the job's own timeout, anything: we cannot know
         logger.warning("payment %s: no answer from the gateway (%r); outcome unknown", payment.pk, error)
-        return _record(payment, PaymentStatus.UNKNOWN, actor, reason=f"no answer from the gateway: {error!r}")
-    return _record_charge_result(payment, result, actor, tries=tries)
+        return _record(
+            payment, PaymentStatus.UNKNOWN, actor, reason=f"no answer from the gateway: {error!r}", fence=ours
+        )
+    return _record_charge_result(payment, result, actor, tries=tries, fence=ours)
 
 
 def _settle_unknown(payment: Payment, actor: str) -> Payment:
@@ -186,7 +200,9 @@ def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
     raise GatewayError("unreachable")  # the loop returns or raises
 
 
-def _record_charge_result(payment, result: ChargeResult, actor, *, tries: int, reason_prefix: str = "") -> Payment:
+def _record_charge_result(
+    payment, result: ChargeResult, actor, *, tries: int, reason_prefix: str = "", fence=None
+) -> Payment:
     if result.approved:
         return _record(
             payment,
@@ -195,6 +211,7 @@ def _record_charge_result(payment, result: ChargeResult, actor, *, tries: int, r
             reason=f"{reason_prefix}charged",
             data={"gateway_tries": tries},
             changes={"gateway_reference": result.reference, "amount_captured": payment.amount},
+            fence=fence,
         )
     return _record(
         payment,
@@ -205,11 +222,14 @@ def _record_charge_result(payment, result: ChargeResult, actor, *, tries: int, r
         failure_code="card_declined",
         decline_code=result.decline_code,
         changes={"gateway_reference": result.reference},
+        fence=fence,
     )
 
 
-def _record(payment, to_status, actor, *, reason, data=None, changes=None, failure_code="", decline_code=""):
-    """tx 2: write the outcome, unless someone (the reconciler, another worker) already did."""
+def _record(
+    payment, to_status, actor, *, reason, data=None, changes=None, failure_code="", decline_code="", fence=None
+):
+    """tx 2: write the outcome, unless someone (the reconciler, another worker) already did or owns it now."""
     changes = dict(changes or {})
     if failure_code:
         changes |= {
@@ -219,7 +239,13 @@ def _record(payment, to_status, actor, *, reason, data=None, changes=None, failu
         }
     try:
         return payment_transition(
-            payment_id=payment.pk, to_status=to_status, actor=actor, reason=reason, data=data, changes=changes
+            payment_id=payment.pk,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            data=data,
+            changes=changes,
+            fence=fence,
         )
     except TransitionNotAllowed as refused:
         logger.info("payment %s already %s; not recording %s", payment.pk, refused.obj.status, to_status)

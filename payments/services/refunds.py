@@ -86,8 +86,11 @@ def refund_process(*, refund_id, actor: str) -> Refund:
         except TransitionNotAllowed as refused:
             return refused.obj
         lookup_first = False
+        # As for payments: tx 2 writes only while this attempt still holds the refund (see payment_process).
+        fence = {"status": RefundStatus.PROCESSING, "attempts": refund.attempts}
     elif refund.status == RefundStatus.UNKNOWN:
         lookup_first = True
+        fence = None  # settling: the bank's answer for the key is the same for every asker
     else:
         return refund
 
@@ -108,6 +111,7 @@ def refund_process(*, refund_id, actor: str) -> Refund:
             RefundStatus.FAILED,
             actor,
             "gateway unavailable",
+            fence,
             failure_code="processing_error",
             failure_message="We could not reach the bank; nothing was refunded. Try again.",
         )
@@ -115,27 +119,30 @@ def refund_process(*, refund_id, actor: str) -> Refund:
         logger.warning("refund %s: no answer from the gateway (%r)", refund.pk, error)
         if lookup_first:
             return _still_unknown(refund)
-        return _record(refund, RefundStatus.UNKNOWN, actor, f"no answer from the gateway: {error!r}")
-    return _record_result(refund, result, actor)
+        return _record(refund, RefundStatus.UNKNOWN, actor, f"no answer from the gateway: {error!r}", fence)
+    return _record_result(refund, result, actor, fence)
 
 
-def _record_result(refund: Refund, result: RefundResult, actor: str) -> Refund:
+def _record_result(refund: Refund, result: RefundResult, actor: str, fence) -> Refund:
     if result.approved:
-        return _record(refund, RefundStatus.SUCCEEDED, actor, "refunded", gateway_reference=result.reference)
+        return _record(refund, RefundStatus.SUCCEEDED, actor, "refunded", fence, gateway_reference=result.reference)
     return _record(
         refund,
         RefundStatus.FAILED,
         actor,
         f"refused: {result.failure_code}",
+        fence,
         gateway_reference=result.reference,
         failure_code=result.failure_code,
         failure_message="The bank refused the refund.",
     )
 
 
-def _record(refund: Refund, to_status: str, actor: str, reason: str, **changes) -> Refund:
+def _record(refund: Refund, to_status: str, actor: str, reason: str, fence, **changes) -> Refund:
     try:
-        return refund_transition(refund_id=refund.pk, to_status=to_status, actor=actor, reason=reason, changes=changes)
+        return refund_transition(
+            refund_id=refund.pk, to_status=to_status, actor=actor, reason=reason, changes=changes, fence=fence
+        )
     except TransitionNotAllowed as refused:
         return refused.obj
 

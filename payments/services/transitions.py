@@ -50,14 +50,23 @@ def payment_transition(
     reason: str = "",
     data: dict[str, Any] | None = None,
     changes: dict[str, Any] | None = None,
+    fence: dict[str, Any] | None = None,
 ) -> Payment:
     """Locks the row, re-checks the move against ALLOWED_TRANSITIONS *after* locking (another worker may
     have moved it while we waited), saves only what changed, appends the numbered PaymentEvent, moves the
     order along in the same transaction, and pushes the new status document once committed, so no one is
-    told of a state that could still roll back."""
+    told of a state that could still roll back.
+
+    `fence` is what the writer believes of the row (say, {"status": "processing", "attempts": 3}: "I still
+    hold the attempt I started"). It goes into the locking query's WHERE; if the row no longer matches,
+    someone else (the reconciler, a later attempt) owns it now and the move is refused, even one that
+    ALLOWED_TRANSITIONS would permit from the row's current state.
+    """
     changes = changes or {}
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = Payment.objects.select_for_update().filter(pk=payment_id, **(fence or {})).first()
+        if payment is None:
+            raise TransitionNotAllowed(Payment.objects.get(pk=payment_id), to_status)
         from_status = payment.status
         if to_status not in ALLOWED_TRANSITIONS[from_status]:
             raise TransitionNotAllowed(payment, to_status)
@@ -88,10 +97,17 @@ def payment_transition(
 
 
 def refund_transition(
-    *, refund_id, to_status: str, actor: str, reason: str = "", changes: dict[str, Any] | None = None
+    *,
+    refund_id,
+    to_status: str,
+    actor: str,
+    reason: str = "",
+    changes: dict[str, Any] | None = None,
+    fence: dict[str, Any] | None = None,
 ) -> Refund:
-    """The refund counterpart of payment_transition. A refund that succeeds adds its amount to the payment's
-    refunded total and moves the payment to partially_refunded or refunded, in the same transaction.
+    """The refund counterpart of payment_transition (`fence` included). A refund that succeeds adds its
+    amount to the payment's refunded total and moves the payment to partially_refunded or refunded, in the
+    same transaction.
 
     Locks are always taken payment first, then refund (as refund_create does), so the two cannot deadlock.
     """
@@ -99,7 +115,9 @@ def refund_transition(
     payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
-        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        refund = Refund.objects.select_for_update().filter(pk=refund_id, **(fence or {})).first()
+        if refund is None:
+            raise TransitionNotAllowed(Refund.objects.get(pk=refund_id), to_status)
         if to_status not in ALLOWED_REFUND_TRANSITIONS[refund.status]:
             raise TransitionNotAllowed(refund, to_status)
         refund.status = to_status

@@ -3,6 +3,7 @@
 import uuid
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -11,8 +12,11 @@ CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": 
 BODY = {"amount": 2400, "currency": "USD", "card": CARD, "description": "Order 1", "metadata": {"order": "1"}}
 
 
-def client_for(username: str) -> APIClient:
+def client_for(username: str, *, can_refund: bool = True) -> APIClient:
+    """An API client (a merchant) with a token; merchants hold the refund permission unless told otherwise."""
     user, _ = get_user_model().objects.get_or_create(username=username)
+    if can_refund:
+        user.user_permissions.add(Permission.objects.get(codename="refund_payment", content_type__app_label="payments"))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
     client.user = user

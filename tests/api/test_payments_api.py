@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import django_rq
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -61,27 +61,39 @@ def test_same_key_with_a_different_body_is_422(api):
     assert Payment.objects.count() == 1
 
 
-def test_same_key_while_the_first_request_is_in_flight_is_409(api):
-    from payments.services.idempotency import idempotency_begin, request_fingerprint
+def test_the_database_refuses_a_second_payment_for_one_client_and_key(api, make_payment):
+    # given: a payment created with key k-2
+    first = create(api, key="k-2").json()
+    payment = Payment.objects.get(pk=first["id"])
+    # when: anything tries to insert a second payment for the same client and key, whatever any timer says
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Payment.objects.create(
+            owner_user=api.user,
+            idempotency_key="k-2",
+            amount=1,
+            currency="USD",
+            card_token=payment.card_token,
+            card_brand="visa",
+            card_last4="4242",
+            card_exp_month=12,
+            card_exp_year=2030,
+            card_fingerprint=payment.card_fingerprint,
+        )
+    # then: one payment
+    assert Payment.objects.filter(owner_user=api.user).count() == 1
 
-    # given: a first request that has claimed the key and not finished
-    idempotency_begin(
-        user=api.user, key="k-2", fingerprint=request_fingerprint(method="POST", path="/api/v1/payments", body=BODY)
-    )
-    # when / then
-    problem = assert_problem(create(api, key="k-2"), 409, "idempotency_key_in_use")
-    assert problem["detail"]
-    assert not Payment.objects.exists()
+
+def test_a_key_whose_stored_answer_was_purged_still_never_makes_a_second_payment(api):
+    create(api, key="k-3")
+    IdempotencyRecord.objects.all().delete()  # as the reconciler's purge does after IDEMPOTENCY_KEY_TTL
+    problem = assert_problem(create(api, key="k-3"), 422, "idempotency_key_reused")
+    assert "retention" in problem["detail"]
+    assert Payment.objects.count() == 1
 
 
-def test_a_key_whose_first_request_died_can_be_taken_over(api):
-    from payments.services.idempotency import idempotency_begin, request_fingerprint
-
-    idempotency_begin(
-        user=api.user, key="k-3", fingerprint=request_fingerprint(method="POST", path="/api/v1/payments", body=BODY)
-    )
-    IdempotencyRecord.objects.update(locked_until=timezone.now() - timedelta(seconds=1))
-    assert create(api, key="k-3").status_code == 202
+def test_a_request_refused_before_writing_leaves_its_key_free(api):
+    assert_problem(create(api, {**BODY, "currency": "XYZ"}, key="k-4"), 422, "validation_error")
+    assert create(api, key="k-4").status_code == 202
     assert Payment.objects.count() == 1
 
 
@@ -111,10 +123,9 @@ def test_concurrent_requests_with_one_key_create_exactly_one_payment(api):
         thread.start()
     for thread in threads:
         thread.join()
-    # then: one payment; every answer is the 202 (first or replayed) or 409 while the first ran
+    # then: one payment; the others waited for the first one's commit and got its answer
     assert Payment.objects.count() == 1
-    assert statuses.count(202) >= 1
-    assert set(statuses) <= {202, 409}
+    assert statuses == [202] * 8
 
 
 @pytest.mark.parametrize(
@@ -333,7 +344,7 @@ def test_a_guest_shopper_follows_their_own_status_url_through_to_the_payment(cli
     assert client.get(final["Location"]).json()["status"] == "succeeded"
 
 
-def test_keys_are_kept_24_hours_then_purged_by_the_reconciler_and_usable_afresh(api, settings):
+def test_answers_are_kept_24_hours_then_purged_but_the_key_never_makes_a_second_payment(api, settings):
     from payments.services.reconcile import payments_reconcile
 
     asked_at = timezone.now()
@@ -341,5 +352,6 @@ def test_keys_are_kept_24_hours_then_purged_by_the_reconciler_and_usable_afresh(
     assert IdempotencyRecord.objects.get().expires_at >= asked_at + timedelta(hours=24)
     IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert payments_reconcile()["idempotency_keys_purged"] == 1
-    assert create(api, {**BODY, "amount": 100}, key="old").status_code == 202  # a new request, not a conflict
-    assert Payment.objects.count() == 2
+    # the answer is gone, but the key stays on its payment: the database refuses a second one for it
+    assert_problem(create(api, {**BODY, "amount": 100}, key="old"), 422, "idempotency_key_reused")
+    assert Payment.objects.count() == 1

@@ -5,6 +5,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -96,3 +97,20 @@ def test_audit_command_exits_1_and_prints_the_failing_report(make_payment):
     assert code == 1
     assert printed["ok"] is False
     assert printed["checks"]["settled_in_time"]["violation_count"] == 1
+
+
+def test_two_payments_for_one_client_and_key_are_a_violation(make_payment):
+    # given: the database's guard is missing (a restored dump, a hand edit) and one key made two payments
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # a conditional unique constraint is a unique index, on both databases
+        cursor.execute("DROP INDEX payment_idempotency_key_unique_per_client")
+    client = get_user_model().objects.create_user(username="merchant")
+    for _ in range(2):
+        Payment.objects.filter(pk=make_payment().pk).update(owner_user=client, idempotency_key="order-1042")
+    # then: the audit says so and fails
+    report = payments_audit()
+    assert not report["ok"]
+    assert report["checks"]["one_write_per_key"]["violations"] == [
+        {"client": client.pk, "key": "order-1042", "problem": "2 payments for one key"}
+    ]

@@ -1,0 +1,109 @@
+"""An API write that happens at most once per (client, Idempotency-Key), whatever the timing of retries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import DatabaseError, IntegrityError, transaction
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from payments.api.problems import problem_response
+from payments.services.idempotency import (
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    Replay,
+    idempotency_answer,
+    idempotency_key_parse,
+    idempotency_record,
+    request_fingerprint,
+)
+
+
+class InvalidBody(ValidationError):
+    """A well-formed request whose fields are wrong: 422 Unprocessable Content (a malformed one is a 400)."""
+
+    status_code = 422
+
+
+def _replayed(answer: Replay) -> Response:
+    return Response(answer.body, status=answer.status, headers={**answer.headers, "Idempotent-Replayed": "true"})
+
+
+class IdempotentWrite:
+    """Usage: `early = write.start(Serializer)`; return `early` if it is not None; else do the slow work that
+    writes nothing of ours (the vault call), then `return write.commit(fn)` where `fn(key)` creates the object
+    with the key on it and returns (status, body, headers).
+
+    `spent(key)` says whether this client already has an object under the key (used only when the stored
+    answer has been purged, after IDEMPOTENCY_KEY_TTL).
+    """
+
+    def __init__(self, request, *, spent: Callable[[str], bool]):
+        self.request = request
+        self.spent = spent
+        self.key: str | None = None
+        self.fingerprint: str | None = None
+        self.data: dict | None = None
+
+    def start(self, serializer_class) -> Response | None:
+        """The key (400), then the body (422), then the first answer if there is one (replay or 422)."""
+        try:
+            self.key = idempotency_key_parse(self.request.headers.get("Idempotency-Key"))
+        except IdempotencyKeyInvalid as error:
+            return problem_response(
+                status=400, code="idempotency_key_missing", detail=str(error), param="Idempotency-Key"
+            )
+        serializer = serializer_class(data=self.request.data)
+        if not serializer.is_valid():
+            raise InvalidBody(serializer.errors)
+        self.data = dict(serializer.validated_data)
+        self.data.pop("card", None)  # the raw card input; `card_details` stands for it from here on
+        self.fingerprint = request_fingerprint(method=self.request.method, path=self.request.path, request=self.data)
+        return self._first_answer(check_spent=False)  # spent keys are rare: the insert's conflict finds them
+
+    def commit(self, write: Callable[[str], tuple[int, dict, dict]]) -> Response:
+        """Run `write` and record its answer in one transaction. If another request with this key got there
+        first, the database refuses our insert and we answer with what it answered."""
+        try:
+            with transaction.atomic():
+                status, body, headers = write(self.key)
+                idempotency_record(
+                    user=self.request.user,
+                    key=self.key,
+                    fingerprint=self.fingerprint,
+                    status=status,
+                    body=body,
+                    headers=headers,
+                )
+        except IntegrityError:
+            answer = self._first_answer(check_spent=True)
+            if answer is not None:
+                return answer
+            raise  # not the key's constraints: a real bug, a real 500
+        except DatabaseError:
+            # A lock or statement timeout (another request with this key holds its row, or the database
+            # stalls), or a lost connection: our transaction did not commit, or we cannot tell. Either way a
+            # retry with the same key is safe, and that is what we ask for.
+            return problem_response(
+                status=503,
+                code="service_unavailable",
+                headers={"Retry-After": "1"},
+                detail="The database is busy; nothing was created. Retry with the same Idempotency-Key.",
+            )
+        return Response(body, status=status, headers=headers)
+
+    def _first_answer(self, *, check_spent: bool) -> Response | None:
+        try:
+            answer = idempotency_answer(user=self.request.user, key=self.key, fingerprint=self.fingerprint)
+        except IdempotencyKeyReused as error:
+            return problem_response(status=422, code="idempotency_key_reused", detail=str(error))
+        if answer is not None:
+            return _replayed(answer)
+        if check_spent and self.spent(self.key):
+            return problem_response(
+                status=422,
+                code="idempotency_key_reused",
+                detail="This Idempotency-Key was used more than its retention period ago; use a new key.",
+            )
+        return None
