@@ -22,12 +22,12 @@ ACCEPT_STEPS = (
     ("authentication (token lookup)", "perform_authentication"),
     ("throttle (Redis cache)", "check_throttles"),
     ("body validation (serializer)", "is_valid"),
-    ("idempotency: claim the key", "idempotency_begin"),
+    ("idempotency: look up a first answer", "idempotency_answer"),
     ("load shedding: queue length", "payments_backlog"),
     ("tokenize (sandbox vault)", "card_tokenize"),
     ("payment_create (rows)", "payment_create"),
     ("status document", "payment_status_payload"),
-    ("idempotency: store the answer", "idempotency_complete"),
+    ("idempotency: store the answer", "idempotency_record"),
     ("enqueue (after commit)", "payment_enqueue"),
 )
 JOB_STEPS = (

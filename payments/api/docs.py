@@ -74,6 +74,16 @@ def problem(description: str, code: str, status: int) -> OpenApiResponse:
 
 
 CSRF_FAILED = problem("A signed-in or guest browser session must send its CSRF token", "permission_denied", 403)
+REFUND_FORBIDDEN = problem(
+    "Refunds are the merchant's: this client lacks payments.refund_payment (or a browser session sent no CSRF token)",
+    "permission_denied",
+    403,
+)
+DATABASE_BUSY = problem(
+    "The database is busy (another request with this key may be mid-write); nothing was created: retry with the key",
+    "service_unavailable",
+    503,
+)
 UNAUTHENTICATED = problem("Not signed in: send `Authorization: Token <key>`", "not_authenticated", 401)
 NOT_FOUND = problem("No such payment for this client", "not_found", 404)
 THROTTLED = problem("Too many requests: wait Retry-After seconds", "throttled", 429)

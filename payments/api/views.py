@@ -115,10 +115,9 @@ class PaymentsView(APIView):
         responses={
             202: OpenApiResponse(PaymentStatusDocument, description="Accepted: follow `Location` (the status URL)."),
             400: docs.problem("Idempotency-Key missing or malformed", "idempotency_key_missing", 400),
-            409: docs.problem("A request with this Idempotency-Key is still running", "idempotency_key_in_use", 409),
             422: docs.problem("Invalid fields, or the key was used for another request", "validation_error", 422),
             503: docs.problem(
-                "Too busy (queue backlog) or the card vault is unreachable; nothing was created",
+                "Too busy (queue backlog), the card vault is unreachable or the database is busy; nothing was created",
                 "service_unavailable",
                 503,
             ),
@@ -239,11 +238,10 @@ class PaymentRefundsView(APIView):
         responses={
             202: OpenApiResponse(RefundDocument, description="Accepted: follow `Location`."),
             400: docs.problem("Idempotency-Key missing or malformed", "idempotency_key_missing", 400),
-            409: docs.problem(
-                "The payment cannot be refunded in its state (or the key is in use)", "payment_not_refundable", 409
-            ),
+            409: docs.problem("The payment cannot be refunded in its state", "payment_not_refundable", 409),
             422: docs.problem("More than what is left to refund (or invalid fields)", "refund_exceeds_capture", 422),
-            403: docs.CSRF_FAILED,
+            403: docs.REFUND_FORBIDDEN,
+            503: docs.DATABASE_BUSY,
             **docs.COMMON_ERRORS,
         },
     )
