@@ -2,9 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from payments.queue_dashboard import queue_dashboard_urlpatterns
+
 urlpatterns = [
-    # The queue dashboard lives inside the admin, for staff only.
-    path("admin/rq/", include("django_rq.urls")),
+    # The queue dashboard lives inside the admin, for staff holding payments.manage_queues only.
+    path("admin/rq/", include((queue_dashboard_urlpatterns(), "django_rq"))),
     path("admin/", admin.site.urls),
 ]
 # Benchmark-only endpoints (`make bench`), routed only when BENCH_ENDPOINTS is on; before the API's include,

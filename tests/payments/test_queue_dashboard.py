@@ -1,0 +1,49 @@
+"""The RQ dashboard, from which the payments queue can be emptied, is for queue managers only (issue 10,
+item 2)."""
+
+import django_rq
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+DASHBOARD_PAGES = ["/admin/rq/", "/admin/rq/queues/0/", "/admin/rq/workers/0/", "/admin/rq/stats.json"]
+
+
+def _staff(username: str, *permissions: str) -> Client:
+    user = get_user_model().objects.create_user(username=username, password="x", is_staff=True)
+    for codename in permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename, content_type__app_label="payments"))
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+@pytest.mark.parametrize("page", DASHBOARD_PAGES)
+def test_staff_without_the_queue_permission_cannot_see_the_queue_dashboard(db, page):
+    browser = _staff("viewer", "view_payment", "refund_payment")
+    assert browser.get(page).status_code == 403
+
+
+def test_staff_without_the_queue_permission_cannot_empty_the_payments_queue(db, redis_client):
+    # given: a job waiting in the payments queue
+    queue = django_rq.get_queue("payments")
+    queue.enqueue("payments.jobs.payment_process_job", "00000000-0000-0000-0000-000000000000")
+    # when: a staff user without the permission posts the dashboard's "empty queue" form
+    response = _staff("viewer", "view_payment").post("/admin/rq/queues/0/empty/", {"post": "yes"})
+    # then: refused, and the job is still there
+    assert response.status_code == 403
+    assert queue.count == 1
+
+
+@pytest.mark.parametrize("page", DASHBOARD_PAGES)
+def test_queue_managers_and_superusers_see_the_queue_dashboard(db, page):
+    assert _staff("operator", "manage_queues").get(page).status_code == 200
+    boss = Client()
+    boss.force_login(get_user_model().objects.create_superuser(username="boss", password="x"))
+    assert boss.get(page).status_code == 200
+
+
+def test_anonymous_visitors_are_sent_to_the_admin_login(db):
+    response = Client().get("/admin/rq/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
