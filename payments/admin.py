@@ -176,8 +176,11 @@ class PaymentAdmin(admin.ModelAdmin):
     def failure(self, obj):
         return " / ".join(filter(None, [obj.failure_code, obj.decline_code]))
 
+    # The vault token charges the card through our gateway: staff have no use for it, so no page shows it.
+    exclude = ("card_token",)
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
 
     def has_add_permission(self, request):
         return False

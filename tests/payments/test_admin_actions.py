@@ -479,3 +479,13 @@ def test_the_sandbox_banks_records_are_read_only_even_for_a_superuser(db, paid_p
     assert client.post(reverse("admin:sandbox_charge_delete", args=[charge.pk]), {"post": "yes"}).status_code == 403
     assert "delete_selected" not in action_names(client.get(reverse("admin:sandbox_charge_changelist")))
     assert Charge.objects.get().amount == charge.amount
+
+
+def test_the_payment_page_never_shows_the_vault_token(db, make_payment):
+    payment = make_payment()
+    boss = Client()
+    boss.force_login(User.objects.create_superuser(username="boss-token", password="x"))
+    page = boss.get(f"/admin/payments/payment/{payment.pk}/change/")
+    assert page.status_code == 200
+    assert payment.card_last4 in page.content.decode()
+    assert payment.card_token not in page.content.decode()
