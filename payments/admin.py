@@ -10,9 +10,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 
 from checkout.money import format_money
-from payments.models import REFUNDABLE_STATUSES, Actor, BlockedCard, Payment, PaymentEvent, PaymentStatus, Refund
+from payments.models import Actor, BlockedCard, Payment, PaymentEvent, PaymentStatus, Refund
 from payments.services.payments import payment_cancel
-from payments.services.refunds import RefundNotAllowed, refund_amount_available, refund_create
+from payments.services.refunds import RefundNotAllowed, refund_amount_check, refund_create
 from payments.services.transitions import TransitionNotAllowed
 
 # One action moves money for at most this many payments. "Select all" on an unfiltered list would otherwise
@@ -97,12 +97,12 @@ class PlannedStep:
 
 def _plan_refund(payment: Payment) -> PlannedStep:
     # What the page shows; refund_create checks it all again under the payment's lock when it is confirmed.
-    if payment.status not in REFUNDABLE_STATUSES:
-        return PlannedStep(payment, 0, f"a {payment.get_status_display().lower()} payment cannot be refunded")
-    available = refund_amount_available(payment)
-    if available <= 0:
+    try:
+        return PlannedStep(payment, refund_amount_check(payment), "")
+    except RefundNotAllowed as refused:
+        if refused.code == "payment_not_refundable":
+            return PlannedStep(payment, 0, f"a {payment.get_status_display().lower()} payment cannot be refunded")
         return PlannedStep(payment, 0, "nothing is left to refund (done or under way)")
-    return PlannedStep(payment, available, "")
 
 
 def _plan_cancel(payment: Payment) -> PlannedStep:

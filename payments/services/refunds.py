@@ -35,6 +35,24 @@ def refund_amount_available(payment: Payment) -> int:
     return payment.amount_captured - payment.amount_refunded - in_flight
 
 
+def refund_amount_check(payment: Payment, amount: int | None = None) -> int:
+    """What a refund of `amount` (None: all that is left) of this payment would be, or RefundNotAllowed.
+
+    refund_create asks it under the payment's lock; a confirmation page may ask it beforehand to show what
+    will happen."""
+    if payment.status not in REFUNDABLE_STATUSES:
+        raise RefundNotAllowed("payment_not_refundable", f"A {payment.status} payment cannot be refunded.")
+    available = refund_amount_available(payment)
+    amount = available if amount is None else amount
+    if amount <= 0 or available <= 0:
+        raise RefundNotAllowed("nothing_to_refund", "Nothing is left to refund on this payment.")
+    if amount > available:
+        raise RefundNotAllowed(
+            "refund_exceeds_capture", f"Only {available} of {payment.amount_captured} can still be refunded."
+        )
+    return amount
+
+
 def refund_create(
     *,
     payment_id,
@@ -51,16 +69,7 @@ def refund_create(
     """
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
-        if payment.status not in REFUNDABLE_STATUSES:
-            raise RefundNotAllowed("payment_not_refundable", f"A {payment.status} payment cannot be refunded.")
-        available = refund_amount_available(payment)
-        amount = available if amount is None else amount
-        if amount <= 0 or available <= 0:
-            raise RefundNotAllowed("nothing_to_refund", "Nothing is left to refund on this payment.")
-        if amount > available:
-            raise RefundNotAllowed(
-                "refund_exceeds_capture", f"Only {available} of {payment.amount_captured} can still be refunded."
-            )
+        amount = refund_amount_check(payment, amount)
         refund = Refund.objects.create(
             payment=payment,
             amount=amount,
