@@ -299,13 +299,34 @@ if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Logging: the card number and CVC are never logged; request bodies are not logged at all ------------
+# Error pages (DEBUG's included), error e-mails and tracebacks hide card fields by name and by content.
+DEFAULT_EXCEPTION_REPORTER = "config.redaction.CardDataExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.redaction.CardDataReporterFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        # Scrubs card numbers and card field values from every line, a traceback's included.
+        "plain": {
+            "class": "config.redaction.CardDataRedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Named here so that Django's own handlers for it (a console one, unformatted, and so unscrubbed, under
+        # DEBUG) are replaced: its records reach the console through the root's handler, and e-mail (to
+        # ADMINS, when set) through the exception reporter that hides card data.
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
         "django.db.backends": {"level": "WARNING"},
         "rq.worker": {"level": env("RQ_LOG_LEVEL", default="INFO")},
     },

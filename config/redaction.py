@@ -1,0 +1,118 @@
+"""Card data never in an error page, an error e-mail or a log line.
+
+Django's own filter hides only what the sensitive_* decorators name, and only when DEBUG is off; the filter
+here hides card fields by name and by content, in every mode, and the log formatter scrubs what is left (an
+exception message, a traceback) from every line. Imported by the logging configuration, before the app
+registry is ready: keep its imports light.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+
+CLEANSED = SafeExceptionReporterFilter.cleansed_substitute
+# Names of variables, fields and keys that hold card data: the card, its fields, `card_details`.
+CARD_NAMES = re.compile(r"cvc|cvv|csc|card|number|\bpan\b", re.I)
+# A card field written out with its value, as JSON, a repr, a query or a message does: `"cvc": "123"`,
+# `'number': '4242 4242…'`, `cvc=123`, `\\"cvc\\":\\"123\\"`. The value runs to the next delimiter.
+_DELIMITERS = r"\"'\\,;&}\]\n"
+CARD_FIELD_VALUE = re.compile(
+    r"(?P<name>\b(?:cvc2?|cvv2?|csc|card_?number|number|pan)\b[\"'\\]*\s*[:=]\s*[\"'\\]*)"
+    rf"(?P<value>[^{_DELIMITERS}\s](?:[^{_DELIMITERS}]*[^{_DELIMITERS}\s])?)",
+    re.I,
+)
+# 12 to 19 digits, optionally grouped by single spaces or dashes: a card number if it passes Luhn (and is not
+# the start of a UUID whose first groups happen to be digits only).
+DIGIT_RUN = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?!\d)")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+def _passes_luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def redact_card_data(text: str) -> str:
+    """`text` with every card number, and the value of every card field, replaced by stars."""
+
+    def pan(match: re.Match) -> str:
+        if UUID.match(match.string, match.start()) or not _passes_luhn(re.sub(r"\D", "", match.group())):
+            return match.group()
+        return CLEANSED
+
+    text = DIGIT_RUN.sub(pan, text)
+    return CARD_FIELD_VALUE.sub(lambda match: match.group("name") + CLEANSED, text)
+
+
+def _shows_card_data(value) -> bool:
+    try:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else repr(value)
+    except Exception:  # a repr that fails cannot show anything
+        return False
+    return redact_card_data(text) != text
+
+
+class CardDataReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter, always on (DEBUG pages included), that also hides any variable, POST field, header or
+    cookie that is, or shows, card data: `card_details`, a body holding `"cvc": …`, a serializer built on one."""
+
+    hidden_settings = re.compile(SafeExceptionReporterFilter.hidden_settings.pattern + "|" + CARD_NAMES.pattern, re.I)
+
+    def is_active(self, request):
+        return True
+
+    def _cleanse(self, name, value):
+        if isinstance(name, str) and CARD_NAMES.search(name):
+            return CLEANSED
+        return CLEANSED if _shows_card_data(value) else value
+
+    def get_post_parameters(self, request):
+        parameters = super().get_post_parameters(request)
+        if not parameters:
+            return parameters
+        cleansed = parameters.copy()
+        for name in cleansed:
+            if any(_shows_card_data(value) for value in parameters.getlist(name)) or CARD_NAMES.search(name):
+                cleansed[name] = CLEANSED
+        return cleansed
+
+    def get_safe_request_meta(self, request):
+        return {name: self._cleanse("", value) for name, value in super().get_safe_request_meta(request).items()}
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        variables = super().get_traceback_frame_variables(request, tb_frame)
+        return [(name, self._cleanse(name, value)) for name, value in variables]
+
+
+class CardDataExceptionReporter(ExceptionReporter):
+    """Django's error page and e-mail, with what the filter does not see scrubbed too: the query string, the
+    exception's message (and its causes'), the raw URL."""
+
+    def get_traceback_data(self):
+        data = super().get_traceback_data()
+        if "request_GET_items" in data:
+            data["request_GET_items"] = [
+                (name, self.filter._cleanse(name, value)) for name, value in data["request_GET_items"]
+            ]
+        for key in ("exception_value", "exception_notes", "request_insecure_uri", "unicode_hint"):
+            if isinstance(data.get(key), str):
+                data[key] = redact_card_data(data[key])
+        for frame in data.get("frames", []):
+            if frame.get("exc_cause") is not None:
+                frame["exc_cause"] = redact_card_data(str(frame["exc_cause"]))
+        return data
+
+
+class CardDataRedactingFormatter(logging.Formatter):
+    """Formats a record (message and traceback) as usual, then hides card numbers and card field values in it."""
+
+    def format(self, record):
+        return redact_card_data(super().format(record))

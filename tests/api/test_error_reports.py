@@ -1,0 +1,111 @@
+"""No error page, error e-mail or log line shows card data (issue 10, item 8): not under DEBUG, not in a traceback's
+local variables, not in an exception's message."""
+
+import io
+import logging
+import re
+
+import pytest
+from django.core import mail
+
+from tests.api.helpers import BODY, CARD, create
+
+NUMBER = "4242424242424242"
+CVC = "7391"
+
+
+def _shows_cvc(text: str) -> bool:
+    return re.search(rf"(?<![0-9A-Za-z]){CVC}(?![0-9A-Za-z])", text) is not None
+
+
+@pytest.fixture
+def failing_card_check(monkeypatch):
+    """A bug deep in the create path, raised while the card's number and CVC are in the frames' variables, with a
+    message that carries them as careless code would."""
+
+    def broken(*, number, exp_month, exp_year, cvc):
+        raise RuntimeError(f"could not check card {number} with cvc={cvc}")
+
+    monkeypatch.setattr("payments.api.serializers.validate_card", broken)
+
+
+def _create_failing(api):
+    api.raise_request_exception = False
+    response = create(api, {**BODY, "card": {**CARD, "number": NUMBER, "cvc": CVC}})
+    assert response.status_code == 500
+    return response
+
+
+def test_debug_error_page_never_shows_card_number_or_cvc(api, settings, failing_card_check):
+    settings.DEBUG = True
+    page = _create_failing(api).content.decode()
+    assert "Traceback" in page and "RuntimeError" in page  # it is Django's technical 500 page
+    assert NUMBER not in page
+    assert not _shows_cvc(page)
+
+
+def test_error_email_never_shows_card_number_or_cvc(api, settings, failing_card_check):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.DEBUG = False
+    _create_failing(api)
+    (email,) = mail.outbox
+    text = email.subject + email.body + "".join(str(content) for content, _ in email.alternatives)
+    assert "RuntimeError" in text
+    assert NUMBER not in text
+    assert not _shows_cvc(text)
+
+
+def _writing_handlers(logger: logging.Logger) -> list[logging.StreamHandler]:
+    """Every handler a record of `logger` reaches that writes text out (pytest's own capture aside)."""
+    handlers = []
+    while logger is not None:
+        handlers += [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        logger = logger.parent if logger.propagate else None
+    return handlers
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+def test_server_error_log_never_shows_card_number_or_cvc(api, settings, monkeypatch, failing_card_check, debug):
+    settings.DEBUG = debug
+    handlers = _writing_handlers(logging.getLogger("django.request"))
+    assert handlers
+    streams = []
+    for handler in handlers:
+        streams.append(io.StringIO())
+        monkeypatch.setattr(handler, "stream", streams[-1])
+    _create_failing(api)
+    written = "".join(stream.getvalue() for stream in streams)
+    assert "Internal Server Error: /api/v1/payments" in written and "RuntimeError" in written
+    assert NUMBER not in written
+    assert not _shows_cvc(written)
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ('{"card": {"number": "4242424242424242", "cvc": "123"}}', '{"card": {"number": "*", "cvc": "*"}}'),
+        ("{'number': '4000 0000 0000 0002', 'cvc': 123}", "{'number': '*', 'cvc': *}"),
+        ("card 5555-5555-5555-4444 refused", "card * refused"),
+        ("cvc=0123&number=4242424242424242&amount=2400", "cvc=*&number=*&amount=2400"),
+        ('b\'{\\"cvc\\":\\"123\\"}\'', 'b\'{\\"cvc\\":\\"*\\"}\''),
+    ],
+)
+def test_card_data_is_redacted_wherever_it_is_written(text, redacted):
+    from config.redaction import redact_card_data
+
+    assert re.sub(r"\*+", "*", redact_card_data(text)) == redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Unauthorized: /api/v1/payments/00000000-0000-0000-0000-000000000000/status",  # a UUID of digits
+        "2026-12-01 16:34:06,509 WARNING django.request",
+        "amount 240000 USD, seq 3, payment 70f77076-cad1-486a-9c6c-8f12fc106c01",
+        "4242424242424241 fails Luhn, so it is not a card number",
+    ],
+)
+def test_what_is_not_card_data_is_left_alone(text):
+    from config.redaction import redact_card_data
+
+    assert redact_card_data(text) == text
