@@ -1,6 +1,7 @@
 """HTTP and WebSocket on one ASGI application (served by daphne)."""
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -9,8 +10,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator, WebsocketDenier  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from payments.routing import websocket_urlpatterns  # noqa: E402
 
@@ -33,9 +35,33 @@ class BrowserOriginValidator(OriginValidator):
         return parsed_origin is None or self.validate_origin(parsed_origin)
 
 
+def _daphne_leaves_request_bodies_to_the_application() -> None:
+    """Under daphne, Twisted parses every POST with a form content type itself before the application sees it
+    (daphne never uses the result) and answers a malformed multipart body with a bare 400 of its own, so the
+    API could not answer its problem+json 415. Twisted has a switch for that parsing; daphne does not pass
+    it, so its request class is given one that does. Only when daphne is what is serving this process."""
+    http_protocol = sys.modules.get("daphne.http_protocol")
+    if http_protocol is None or getattr(http_protocol.WebRequest, "leaves_bodies_alone", False):
+        return
+
+    class WebRequest(http_protocol.WebRequest):
+        leaves_bodies_alone = True
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
+
+
+_daphne_leaves_request_bodies_to_the_application()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns), settings.ALLOWED_HOSTS),
+        "websocket": BrowserOriginValidator(
+            # Any other path is refused at the handshake (403), not left to fail as "no route" (a 500).
+            URLRouter([*websocket_urlpatterns, re_path(r"", WebsocketDenier.as_asgi())]),
+            settings.ALLOWED_HOSTS,
+        ),
     }
 )

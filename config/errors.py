@@ -1,5 +1,6 @@
 """Error pages: the API answers problem+json for every error, even the ones Django raises before any view."""
 
+from django.core.exceptions import RequestDataTooBig
 from django.views import defaults
 
 from payments.api.problems import problem_json
@@ -17,16 +18,27 @@ def not_found(request, exception=None):
 
 def server_error(request):
     if _is_api(request):
+        # No Retry-After and no "retry": a request that met a bug fails the same way every time, and a client
+        # told to retry would only hammer it.
         return problem_json(
             status=500,
             code="server_error",
             instance=request.path,
-            detail="Something went wrong on our side. Nothing was lost: retry with the same Idempotency-Key.",
+            detail=(
+                "An unexpected error on our side; it has been logged. Retrying the same request is unlikely to "
+                "help until it is fixed: do not retry it automatically, and contact support if it persists."
+            ),
         )
     return defaults.server_error(request)
 
 
 def bad_request(request, exception=None):
     if _is_api(request):
-        return problem_json(status=400, code="bad_request", detail="The request could not be understood.")
+        if isinstance(exception, RequestDataTooBig):
+            return problem_json(
+                status=413, code="payload_too_large", detail="The request body is too large.", instance=request.path
+            )
+        return problem_json(
+            status=400, code="bad_request", detail="The request could not be understood.", instance=request.path
+        )
     return defaults.bad_request(request, exception)

@@ -239,14 +239,24 @@ STORAGES = {
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header is what makes an anonymous request a 401 (not a 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token authentication, with failed attempts throttled per client address.
+        "payments.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser, refusing bodies nested too deeply (a 400, not a RecursionError's 500).
+    "DEFAULT_PARSER_CLASSES": ["payments.api.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["payments.api.throttling.ClientRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"client": env("API_THROTTLE_RATE", default="600/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "client": env("API_THROTTLE_RATE", default="600/min"),
+        # Wrong tokens per client address; past it every token from there is a 429 until the window ends.
+        "auth_failure": env("API_AUTH_FAILURE_RATE", default="10/min"),
+    },
+    # How many proxies of ours append to X-Forwarded-For in front of daphne. 0: the header is ignored and a
+    # client is its TCP peer's address (anyone can write an X-Forwarded-For; rotating it must not make a
+    # client someone new to the throttles).
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "payments.api.problems.problem_exception_handler",
     # Escape non-ASCII in JSON: an echoed lone surrogate must not break the response.

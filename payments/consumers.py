@@ -3,10 +3,15 @@
 Correctness comes from the database, latency from the push: on connect and on every `resume` the consumer
 reads the payment and sends it if the client has not seen that seq yet; pushes that arrive in between are
 forwarded only when newer than what this client already has.
+
+A client sends nothing but `{"type": "resume", "after_seq": N}`; every other frame (binary, not JSON, not
+that shape, an `after_seq` that is not a whole number) is ignored, as docs/api.md promises, never a reason to
+drop the socket. Resumes read the database at most once a second per socket: more often only loads it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from urllib.parse import parse_qs
 
@@ -18,6 +23,8 @@ from payments.realtime import payment_group_name
 from payments.selectors import payment_id_from_ws_token, payment_status_payload
 
 CLOSE_NOT_FOUND = 4404
+# The least time between two database reads one socket's resumes may cause.
+RESUME_MIN_INTERVAL = 1.0
 
 
 def _int_or_zero(raw) -> int:
@@ -27,6 +34,16 @@ def _int_or_zero(raw) -> int:
         return 0
 
 
+def _resume_after_seq(content) -> int | None:
+    """The seq a `resume` message asks after (0 when it names none), or None for anything else."""
+    if not isinstance(content, dict) or content.get("type") != "resume":
+        return None
+    after_seq = content.get("after_seq", 0)
+    if isinstance(after_seq, bool) or not isinstance(after_seq, int):
+        return None  # 1e999 (inf), "7", null, true: not a seq
+    return max(0, after_seq)
+
+
 @database_sync_to_async
 def _load_status_payload(payment_id: str) -> dict | None:
     payment = Payment.objects.filter(pk=payment_id).first()
@@ -34,11 +51,13 @@ def _load_status_payload(payment_id: str) -> dict | None:
 
 
 class PaymentStatusConsumer(AsyncJsonWebsocketConsumer):
-    group_name: str | None = None
+    group_name: str | None = None  # set once the token is checked: nothing is answered before that
+    next_read_at = 0.0
+    deferred_read: asyncio.Task | None = None
 
     async def connect(self):
         payment_id = str(self.scope["url_route"]["kwargs"]["payment_id"])
-        query = parse_qs(self.scope.get("query_string", b"").decode())
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = query.get("token", [""])[0]
         # The signed token is the credential: without a valid one for *this* payment, the socket behaves
         # as if the payment did not exist. Accepting before closing lets the client read the 4404 code (a
@@ -56,18 +75,40 @@ class PaymentStatusConsumer(AsyncJsonWebsocketConsumer):
         await self._send_from_database()
 
     async def disconnect(self, code):
+        if self.deferred_read is not None:
+            self.deferred_read.cancel()
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.group_name is None or not text_data:
+            return  # not (yet) a socket of a payment, or a binary or empty frame
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):  # not JSON, an integer of 5,000 digits, [[[[…]]]]
+            return
+        await self.receive_json(content)
+
     async def receive_json(self, content, **kwargs):
-        if isinstance(content, dict) and content.get("type") == "resume":
-            self.last_seq = _int_or_zero(content.get("after_seq"))
+        after_seq = _resume_after_seq(content)
+        if after_seq is None:
+            return
+        self.last_seq = after_seq
+        if self.deferred_read is not None and not self.deferred_read.done():
+            return  # the read already due answers this resume too
+        delay = self.next_read_at - asyncio.get_running_loop().time()
+        if delay <= 0:
             await self._send_from_database()
+        else:
+            self.deferred_read = asyncio.ensure_future(self._send_from_database(after=delay))
 
     async def payment_status(self, event):
         await self._send_if_newer(event["payment"])
 
-    async def _send_from_database(self):
+    async def _send_from_database(self, after: float = 0):
+        if after:
+            await asyncio.sleep(after)
+        self.next_read_at = asyncio.get_running_loop().time() + RESUME_MIN_INTERVAL
         payload = await _load_status_payload(self.payment_id)
         if payload is not None:
             await self._send_if_newer(payload)

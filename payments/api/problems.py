@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.http import JsonResponse, UnreadablePostError
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -29,9 +32,20 @@ def problem_body(*, status: int, code: str, detail: str = "", title: str = "", i
     return body
 
 
+class ProblemResponse(Response):
+    """A problem document is JSON whatever the view renders otherwise: the schema view's YAML would be sent as
+    application/problem+json, and Swagger UI's HTML renderer would send only "401 Unauthorized"."""
+
+    @property
+    def rendered_content(self):
+        self.accepted_renderer = JSONRenderer()
+        self.accepted_media_type = PROBLEM_CONTENT_TYPE
+        return super().rendered_content
+
+
 def problem_response(*, status: int, code: str, headers: dict | None = None, **fields) -> Response:
     """For DRF views."""
-    return Response(
+    return ProblemResponse(
         problem_body(status=status, code=code, **fields),
         status=status,
         content_type=PROBLEM_CONTENT_TYPE,
@@ -47,6 +61,22 @@ def problem_json(*, status: int, code: str, headers: dict | None = None, **field
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def as_api_exception(exc: Exception) -> Exception:
+    """What Django raises while a view reads the body, as the 4xx it is (DRF would let it become a 500, or
+    under DEBUG an HTML page)."""
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    if isinstance(exc, SuspiciousOperation | BadRequest | UnreadablePostError):
+        return exceptions.ParseError("The request body could not be read.", code="bad_request")
+    return exc
 
 
 def _first_error_path(errors, prefix: str = "") -> str:
@@ -70,6 +100,7 @@ def problem_fields_for(exc: exceptions.APIException) -> dict:
 
 
 def problem_exception_handler(exc, context):
+    exc = as_api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # not an API exception: a 500, answered by config.errors as problem+json

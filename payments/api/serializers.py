@@ -10,6 +10,7 @@ import unicodedata
 
 from rest_framework import serializers
 
+from payments.api.fields import StrictCharField, StrictIntegerField
 from payments.cards import CardError, validate_card
 from payments.currencies import SUPPORTED_CURRENCIES, CurrencyError, validate_amount
 from payments.models import PaymentStatus, RefundStatus
@@ -29,14 +30,14 @@ def plain_text(value: str) -> str:
 
 
 class CardInputSerializer(serializers.Serializer):
-    number = serializers.CharField(max_length=23, help_text="The card number; spaces and dashes are ignored.")
-    exp_month = serializers.IntegerField(min_value=1, max_value=12)
-    exp_year = serializers.IntegerField(min_value=2000, max_value=2199, help_text="Four digits.")
-    cvc = serializers.CharField(min_length=3, max_length=4)
+    number = StrictCharField(max_length=23, help_text="The card number; spaces and dashes are ignored.")
+    exp_month = StrictIntegerField(min_value=1, max_value=12)
+    exp_year = StrictIntegerField(min_value=2000, max_value=2199, help_text="Four digits.")
+    cvc = StrictCharField(min_length=3, max_length=4)
 
 
 class PaymentCreateSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(min_value=1, help_text="In the currency's minor units (cents for USD).")
+    amount = StrictIntegerField(min_value=1, help_text="In the currency's minor units (cents for USD).")
     currency = serializers.ChoiceField(choices=sorted(SUPPORTED_CURRENCIES), help_text="ISO 4217, upper case.")
     card = CardInputSerializer()
     description = serializers.CharField(
@@ -75,7 +76,7 @@ class PaymentCreateSerializer(serializers.Serializer):
 
 
 class RefundCreateSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(
+    amount = StrictIntegerField(
         min_value=1, required=False, help_text="Minor units; by default everything still refundable."
     )
     reason = serializers.CharField(

@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, AuthenticationFailed, NotAuthenticated, Throttled
 from rest_framework.request import Request
@@ -58,7 +59,9 @@ class PaymentStatusSchemaView(APIView):
 
 
 def _authorize(django_request, payment_id) -> Payment:
+    """As a DRF view does it: who is asking (401 for a wrong token), then their rate (429), then the payment."""
     request = Request(django_request, authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    request.user  # noqa: B018 - authenticates now, so a wrong token is a 401 before the throttle asks who this is
     throttle = ClientRateThrottle()
     if not throttle.allow_request(request, None):
         raise Throttled(wait=throttle.wait())
@@ -146,9 +149,18 @@ def _answer(document: dict, client_seq: int | None) -> HttpResponse:
     return response
 
 
+# Exempt from the CSRF middleware, which would otherwise answer any other method with an HTML 403 before the
+# view could say 405: the view only reads, and refuses every method but GET and HEAD before doing anything.
+@csrf_exempt
 async def payment_status(request, payment_id):
     if request.method not in ("GET", "HEAD"):
-        return problem_json(status=405, code="method_not_allowed", detail="Use GET.", headers={"Allow": "GET, HEAD"})
+        return problem_json(
+            status=405,
+            code="method_not_allowed",
+            detail=f'Method "{request.method}" not allowed: use GET.',
+            instance=request.get_full_path(),
+            headers={"Allow": "GET, HEAD"},
+        )
     try:
         payment = await sync_to_async(_authorize)(request, payment_id)
     except APIException as exc:
