@@ -1,5 +1,6 @@
 """HTTP and WebSocket on one ASGI application (served by daphne)."""
 
+import inspect
 import os
 import sys
 
@@ -43,6 +44,8 @@ def _daphne_leaves_request_bodies_to_the_application() -> None:
     http_protocol = sys.modules.get("daphne.http_protocol")
     if http_protocol is None or getattr(http_protocol.WebRequest, "leaves_bodies_alone", False):
         return
+    if "parsePOSTFormSubmission" not in inspect.signature(http_protocol.http.Request.__init__).parameters:
+        return  # an older Twisted without the switch: it parses as before
 
     class WebRequest(http_protocol.WebRequest):
         leaves_bodies_alone = True

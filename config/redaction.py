@@ -17,10 +17,10 @@ CLEANSED = SafeExceptionReporterFilter.cleansed_substitute
 # Names of variables, fields and keys that hold card data: the card, its fields, `card_details`.
 CARD_NAMES = re.compile(r"cvc|cvv|csc|card|number|\bpan\b", re.I)
 # A card field written out with its value, as JSON, a repr, a query or a message does: `"cvc": "123"`,
-# `'number': '4242 4242…'`, `cvc=123`, `\\"cvc\\":\\"123\\"`. The value runs to the next delimiter.
+# `'number': '4242 4242…'`, `cvc=123`, `\\"cvc\\":\\"123\\"`, `cvc 123`. The value runs to the next delimiter.
 _DELIMITERS = r"\"'\\,;&}\]\n"
 CARD_FIELD_VALUE = re.compile(
-    r"(?P<name>\b(?:cvc2?|cvv2?|csc|card_?number|number|pan)\b[\"'\\]*\s*[:=]\s*[\"'\\]*)"
+    r"(?P<name>\b(?:cvc2?|cvv2?|csc|card_?number|number|pan)\b[\"'\\]*(?:\s*[:=]\s*[\"'\\]*|\s+(?=\d)))"
     rf"(?P<value>[^{_DELIMITERS}\s](?:[^{_DELIMITERS}]*[^{_DELIMITERS}\s])?)",
     re.I,
 )

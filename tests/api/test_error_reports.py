@@ -87,6 +87,7 @@ def test_server_error_log_never_shows_card_number_or_cvc(api, settings, monkeypa
         ("{'number': '4000 0000 0000 0002', 'cvc': 123}", "{'number': '*', 'cvc': *}"),
         ("card 5555-5555-5555-4444 refused", "card * refused"),
         ("cvc=0123&number=4242424242424242&amount=2400", "cvc=*&number=*&amount=2400"),
+        ("RuntimeError: bad cvc 0123 for card number 4242 4242 4242 4242", "RuntimeError: bad cvc * for card number *"),
         ('b\'{\\"cvc\\":\\"123\\"}\'', 'b\'{\\"cvc\\":\\"*\\"}\''),
     ],
 )
@@ -103,6 +104,7 @@ def test_card_data_is_redacted_wherever_it_is_written(text, redacted):
         "2026-12-01 16:34:06,509 WARNING django.request",
         "amount 240000 USD, seq 3, payment 70f77076-cad1-486a-9c6c-8f12fc106c01",
         "4242424242424241 fails Luhn, so it is not a card number",
+        "the number of payments is 3",
     ],
 )
 def test_what_is_not_card_data_is_left_alone(text):
