@@ -19,11 +19,13 @@ CARD_NAMES = re.compile(r"cvc|cvv|csc|card|number|\bpan\b", re.I)
 # A card field written out with its value, as JSON, a repr, a query or a message does: `"cvc": "123"`,
 # `'number': '4242 4242…'`, `cvc=123`, `\\"cvc\\":\\"123\\"`, `cvc 123`. The value runs to the next delimiter.
 _DELIMITERS = r"\"'\\,;&}\]\n"
+_CARD_FIELD = r"\b(?:cvc2?|cvv2?|csc|card_?number|number|pan)\b"
 CARD_FIELD_VALUE = re.compile(
-    r"(?P<name>\b(?:cvc2?|cvv2?|csc|card_?number|number|pan)\b[\"'\\]*(?:\s*[:=]\s*[\"'\\]*|\s+(?=\d)))"
+    rf"(?P<name>{_CARD_FIELD}[\"'\\]*\s*[:=]\s*[\"'\\]*)"
     rf"(?P<value>[^{_DELIMITERS}\s](?:[^{_DELIMITERS}]*[^{_DELIMITERS}\s])?)",
     re.I,
 )
+CARD_FIELD_DIGITS = re.compile(rf"(?P<name>{_CARD_FIELD}\s+)(?P<value>\d(?:[ -]?\d)*)", re.I)
 # 12 to 19 digits, optionally grouped by single spaces or dashes: a card number if it passes Luhn (and is not
 # the start of a UUID whose first groups happen to be digits only).
 DIGIT_RUN = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?!\d)")
@@ -48,8 +50,11 @@ def redact_card_data(text: str) -> str:
             return match.group()
         return CLEANSED
 
+    def value(match: re.Match) -> str:
+        return match.group("name") + CLEANSED
+
     text = DIGIT_RUN.sub(pan, text)
-    return CARD_FIELD_VALUE.sub(lambda match: match.group("name") + CLEANSED, text)
+    return CARD_FIELD_DIGITS.sub(value, CARD_FIELD_VALUE.sub(value, text))
 
 
 def _shows_card_data(value) -> bool:
