@@ -5,7 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from django.conf import settings
-from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse, UnreadablePostError
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -70,11 +70,11 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 def as_api_exception(exc: Exception) -> Exception:
-    """What Django raises while a view reads the body, as the 4xx it is (DRF would let it become a 500, or
-    under DEBUG an HTML page)."""
+    """What Django raises while a view reads the body, as the 4xx problem it is (DRF leaves it to Django: a
+    bare 400 page, under DEBUG an HTML one)."""
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
-    if isinstance(exc, SuspiciousOperation | BadRequest | UnreadablePostError):
+    if isinstance(exc, UnreadablePostError):
         return exceptions.ParseError("The request body could not be read.", code="bad_request")
     return exc
 
