@@ -5,6 +5,7 @@ come from the environment or start-up stops with a message that says which one i
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import environ
@@ -26,11 +27,25 @@ def _required_in_production(name: str, dev_default):
     if value:
         return value
     if DEBUG:
-        return dev_default
+        return dev_default() if callable(dev_default) else dev_default
     raise ImproperlyConfigured(f"{name} must be set in the environment when DJANGO_DEBUG is off (see .env.example).")
 
 
-SECRET_KEY = _required_in_production("DJANGO_SECRET_KEY", "django-insecure-dev-only-key-never-use-in-production")
+def _development_secret(name: str) -> str:
+    """A random secret made once per checkout and kept in var/ (never a constant in the repository: anyone
+    could then forge tokens, or brute-force card fingerprints, on a developer's machine)."""
+    path = VAR_DIR / "dev-secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                file.write(secrets.token_urlsafe(48))
+        except FileExistsError:
+            pass  # another process of `make run` wrote it first: use theirs
+    return path.read_text().strip()
+
+
+SECRET_KEY = _required_in_production("DJANGO_SECRET_KEY", lambda: _development_secret("DJANGO_SECRET_KEY"))
 ALLOWED_HOSTS = [h.strip() for h in _required_in_production("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -114,6 +129,18 @@ else:
     # request or a transaction, and waits for a free one under load rather than opening more.
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Every wait is bounded, so no request or job can sit on a stalled database past a timer of ours and
+    # wake up later to act on what it read before: a lock wait fails after DATABASE_LOCK_TIMEOUT_MS, a
+    # statement after DATABASE_STATEMENT_TIMEOUT_MS, and a session that stalls inside a transaction (a
+    # paused process) is ended after DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS, releasing its locks.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = " ".join(
+        [
+            f"-c lock_timeout={env.int('DATABASE_LOCK_TIMEOUT_MS', default=5000)}",
+            f"-c statement_timeout={env.int('DATABASE_STATEMENT_TIMEOUT_MS', default=30000)}",
+            "-c idle_in_transaction_session_timeout="
+            f"{env.int('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', default=60000)}",
+        ]
+    )
     DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)  # per process; 0: no pool
     if DATABASE_POOL_MAX_SIZE > 0:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -171,9 +198,17 @@ SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=1000)
 SANDBOX_LATENCY_JITTER_MS = env.int("SANDBOX_LATENCY_JITTER_MS", default=250)
 SANDBOX_SLOW_CARD_MS = env.int("SANDBOX_SLOW_CARD_MS", default=5000)
 SANDBOX_OPENING_BALANCE = env.int("SANDBOX_OPENING_BALANCE", default=5_000_000)
-# Keys the card fingerprint (an HMAC of the number). Keep it stable: changing it makes every card look new
-# to the velocity checks and the block list. Defaults to the secret key.
-CARD_FINGERPRINT_KEY = env("CARD_FINGERPRINT_KEY", default=SECRET_KEY)
+# Keys the card fingerprint (an HMAC of the number). Its own secret, required in production: with it, a
+# database dump alone cannot be brute-forced back to card numbers, and rotating the secret key (sessions,
+# tokens) does not change every card's fingerprint. Keep it stable: changing it makes every card look new
+# to the velocity checks and the block list.
+CARD_FINGERPRINT_KEY = _required_in_production(
+    "CARD_FINGERPRINT_KEY", lambda: _development_secret("CARD_FINGERPRINT_KEY")
+)
+if CARD_FINGERPRINT_KEY == SECRET_KEY:
+    raise ImproperlyConfigured("CARD_FINGERPRINT_KEY must be a secret of its own, not DJANGO_SECRET_KEY.")
+if not DEBUG and len(CARD_FINGERPRINT_KEY) < 32:
+    raise ImproperlyConfigured("CARD_FINGERPRINT_KEY must be at least 32 characters long.")
 
 # Explicit, never RQ's 180 s default by accident: the gateway call with its retries, and margin.
 PAYMENTS_JOB_TIMEOUT = env.int("PAYMENTS_JOB_TIMEOUT", default=60)
