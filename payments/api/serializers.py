@@ -6,14 +6,13 @@ the *Document serializers below only describe them, and schemathesis checks the 
 
 from __future__ import annotations
 
-import unicodedata
-
 from rest_framework import serializers
 
 from payments.api.fields import StrictCharField, StrictIntegerField
 from payments.cards import CardError, validate_card
 from payments.currencies import SUPPORTED_CURRENCIES, CurrencyError, validate_amount
 from payments.models import PaymentStatus, RefundStatus
+from payments.text import free_text_validate
 
 MAX_METADATA_KEYS = 20
 MAX_METADATA_KEY_LENGTH = 40
@@ -22,11 +21,25 @@ CARD_FIELD_FOR_ERROR = {"number": "number", "expiry": "exp_month", "cvc": "cvc"}
 
 
 def plain_text(value: str) -> str:
-    """Refuses control characters and lone surrogates: PostgreSQL cannot store a NUL, and no JSON encoder can
-    write a lone surrogate, so either would otherwise surface later as a server error."""
-    if any(unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n" for char in value):
-        raise serializers.ValidationError("Text may not contain control characters or lone surrogates.")
+    """Free text (a description, a metadata value, a refund's reason), checked by payments.text as the pages check
+    theirs: no control characters but tab and newline, no bidi or other invisible formatting, no card number."""
+    free_text_validate(value, multiline=True)
     return value
+
+
+class MetadataField(serializers.DictField):
+    """Keys are checked before values, so that no error about a value is keyed by a key that is itself refused
+    (a problem document would otherwise carry it back)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            if len(data) > MAX_METADATA_KEYS:
+                raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+            if any(len(key) > MAX_METADATA_KEY_LENGTH for key in data):
+                raise serializers.ValidationError(f"Keys are at most {MAX_METADATA_KEY_LENGTH} characters.")
+            for key in data:
+                free_text_validate(key)
+        return super().to_internal_value(data)
 
 
 class CardInputSerializer(serializers.Serializer):
@@ -43,21 +56,12 @@ class PaymentCreateSerializer(serializers.Serializer):
     description = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default="", validators=[plain_text]
     )
-    metadata = serializers.DictField(
+    metadata = MetadataField(
         child=serializers.CharField(max_length=MAX_METADATA_VALUE_LENGTH, allow_blank=True, validators=[plain_text]),
         required=False,
         default=dict,
         help_text=f"Up to {MAX_METADATA_KEYS} keys of at most {MAX_METADATA_KEY_LENGTH} characters.",
     )
-
-    def validate_metadata(self, value: dict) -> dict:
-        if len(value) > MAX_METADATA_KEYS:
-            raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
-        if any(len(key) > MAX_METADATA_KEY_LENGTH for key in value):
-            raise serializers.ValidationError(f"Keys are at most {MAX_METADATA_KEY_LENGTH} characters.")
-        for key in value:
-            plain_text(key)
-        return value
 
     def validate(self, attrs):
         try:
