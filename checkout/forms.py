@@ -1,8 +1,7 @@
-import uuid
-
 from django import forms
 
 from payments.cards import CardError, parse_expiry, validate_card
+from payments.text import free_text_validate
 
 # Where the demo shop ships (ISO 3166-1 alpha-2).
 SHIPPING_COUNTRIES = [
@@ -12,7 +11,8 @@ SHIPPING_COUNTRIES = [
 
 
 class NoEchoTextInput(forms.TextInput):
-    """Never sends a submitted value back to the browser (used for the CVC)."""
+    """Never sends a submitted value back to the browser: the card number and the CVC are typed again after a
+    refused submit, so the page that shows the error never holds them (nor a cache, nor a saved page)."""
 
     def format_value(self, value):
         return None
@@ -20,18 +20,32 @@ class NoEchoTextInput(forms.TextInput):
 
 class CheckoutForm(forms.Form):
     checkout_token = forms.UUIDField(widget=forms.HiddenInput)
-    email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(
+        label="Email", validators=[free_text_validate], widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     shipping_name = forms.CharField(
-        label="Full name", max_length=120, widget=forms.TextInput(attrs={"autocomplete": "name"})
+        label="Full name",
+        max_length=120,
+        validators=[free_text_validate],
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     shipping_address = forms.CharField(
-        label="Address", max_length=200, widget=forms.TextInput(attrs={"autocomplete": "street-address"})
+        label="Address",
+        max_length=200,
+        validators=[free_text_validate],
+        widget=forms.TextInput(attrs={"autocomplete": "street-address"}),
     )
     shipping_city = forms.CharField(
-        label="City", max_length=100, widget=forms.TextInput(attrs={"autocomplete": "address-level2"})
+        label="City",
+        max_length=100,
+        validators=[free_text_validate],
+        widget=forms.TextInput(attrs={"autocomplete": "address-level2"}),
     )
     shipping_postcode = forms.CharField(
-        label="Postcode", max_length=20, widget=forms.TextInput(attrs={"autocomplete": "postal-code"})
+        label="Postcode",
+        max_length=20,
+        validators=[free_text_validate],
+        widget=forms.TextInput(attrs={"autocomplete": "postal-code"}),
     )
     shipping_country = forms.ChoiceField(
         label="Country", choices=SHIPPING_COUNTRIES, widget=forms.Select(attrs={"autocomplete": "country"})
@@ -39,7 +53,7 @@ class CheckoutForm(forms.Form):
     card_number = forms.CharField(
         label="Card number",
         max_length=23,
-        widget=forms.TextInput(
+        widget=NoEchoTextInput(
             attrs={"autocomplete": "cc-number", "inputmode": "numeric", "placeholder": "1234 1234 1234 1234"}
         ),
     )
@@ -58,11 +72,18 @@ class CheckoutForm(forms.Form):
     FIELD_FOR_CARD_ERROR = {"number": "card_number", "expiry": "expiry", "cvc": "cvc"}
     CARD_FIELDS = ("card_number", "expiry", "cvc")
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.is_bound:
-            # A fresh token for every render: resubmitting *this* form can only ever make one payment.
-            self.initial.setdefault("checkout_token", uuid.uuid4())
+    def full_clean(self):
+        super().full_clean()
+        # A card number typed into a free-text field is not rendered back in it either.
+        refused = [
+            name
+            for name, errors in (self._errors or {}).items()
+            if name in self.fields and any(error.code == "card_number" for error in errors.as_data())
+        ]
+        if refused:
+            self.data = self.data.copy()
+            for name in refused:
+                self.data[name] = ""
 
     def clean(self):
         cleaned = super().clean()

@@ -1,7 +1,10 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from payments.text import free_text_validate
 
 
 class Product(models.Model):
@@ -41,10 +44,11 @@ class Order(models.Model):
     number = models.CharField(max_length=16, unique=True, default=new_order_number, editable=False)
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.AWAITING_PAYMENT)
     email = models.EmailField()
-    shipping_name = models.CharField(max_length=120, blank=True)
-    shipping_address = models.CharField(max_length=200, blank=True)
-    shipping_city = models.CharField(max_length=100, blank=True)
-    shipping_postcode = models.CharField(max_length=20, blank=True)
+    # Validated here too, not only by the checkout form: staff correct these in the admin.
+    shipping_name = models.CharField(max_length=120, blank=True, validators=[free_text_validate])
+    shipping_address = models.CharField(max_length=200, blank=True, validators=[free_text_validate])
+    shipping_city = models.CharField(max_length=100, blank=True, validators=[free_text_validate])
+    shipping_postcode = models.CharField(max_length=20, blank=True, validators=[free_text_validate])
     shipping_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2.")
     total = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
@@ -77,11 +81,32 @@ class OrderLine(models.Model):
 class CheckoutAttempt(models.Model):
     """One per rendered checkout form (its hidden token): a double click, a resubmit or a back-and-resubmit of
     that form lands on the same order instead of making a second payment. Only when that order's payment
-    failed or was canceled does a resubmit start a new order (the shopper is trying again)."""
+    failed or was canceled does a resubmit start a new order (the shopper is trying again).
+
+    Made when the form is rendered, for the shopper it is rendered to (their guest id, and their user when
+    signed in): only that shopper's submits may use it, so a token seen by someone else (a shared screen, a
+    copied page, a proxy log) neither shows them the payment nor lets them pay on the shopper's form."""
 
     token = models.UUIDField(unique=True)
     order = models.ForeignKey(Order, null=True, on_delete=models.SET_NULL, related_name="+")
+    owner_guest_id = models.UUIDField(null=True, blank=True)
+    owner_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(owner_guest_id__isnull=False) | Q(owner_user__isnull=False),
+                name="checkout_attempt_has_owner",
+            )
+        ]
 
     def __str__(self) -> str:
         return str(self.token)
+
+    def belongs_to(self, *, user, guest_id) -> bool:
+        if self.owner_guest_id is not None and self.owner_guest_id == guest_id:
+            return True
+        return self.owner_user_id is not None and user is not None and self.owner_user_id == user.pk

@@ -27,6 +27,10 @@ class EmptyCart(Exception):
     pass
 
 
+class ForeignCheckoutToken(Exception):
+    """The submitted form was rendered for another shopper: nothing of it (its payment, its order) is theirs."""
+
+
 @dataclass(frozen=True)
 class Shipping:
     name: str
@@ -34,6 +38,17 @@ class Shipping:
     city: str
     postcode: str
     country: str
+
+
+def _owner_user(user):
+    return user if user is not None and user.is_authenticated else None
+
+
+def checkout_attempt_start(*, owner_user=None, owner_guest_id: uuid.UUID) -> CheckoutAttempt:
+    """A new checkout form's token, bound to the shopper it is rendered for."""
+    return CheckoutAttempt.objects.create(
+        token=uuid.uuid4(), owner_guest_id=owner_guest_id, owner_user=_owner_user(owner_user)
+    )
 
 
 def _payment_of_attempt(attempt: CheckoutAttempt | None) -> Payment | None:
@@ -57,15 +72,28 @@ def checkout_submit(
 
     The card is tokenized first, outside our transaction: after that only the token, brand, last 4, expiry
     and fingerprint exist on our side. Reservations are released if the payment fails or is canceled.
+
+    Raises ForeignCheckoutToken, before anything is looked up or made, when the form was rendered for another
+    shopper. A token the shop never rendered (or has forgotten) belongs to whoever submits it first.
     """
-    earlier = _payment_of_attempt(CheckoutAttempt.objects.filter(token=checkout_token).first())
+    owner_user = _owner_user(owner_user)
+    owner = {"user": owner_user, "guest_id": owner_guest_id}
+    attempt = CheckoutAttempt.objects.filter(token=checkout_token).first()
+    if attempt is not None and not attempt.belongs_to(**owner):
+        raise ForeignCheckoutToken()
+    earlier = _payment_of_attempt(attempt)
     if earlier is not None and earlier.status not in RETRYABLE_STATUSES:
         return earlier  # a double click: no second vault call, no second payment
     tokenized = card_tokenize(card)
     with transaction.atomic():
         # The attempt's row lock makes concurrent submits of one form wait for each other; the first creates
         # the order, the others find it below.
-        attempt, _ = CheckoutAttempt.objects.select_for_update().get_or_create(token=checkout_token)
+        attempt, _ = CheckoutAttempt.objects.select_for_update().get_or_create(
+            token=checkout_token, defaults={"owner_user": owner_user, "owner_guest_id": owner_guest_id}
+        )
+        # Again under the lock: two shoppers racing to claim one never-rendered token, only the first owns it.
+        if not attempt.belongs_to(**owner):
+            raise ForeignCheckoutToken()
         earlier = _payment_of_attempt(attempt)
         if earlier is not None and earlier.status not in RETRYABLE_STATUSES:
             return earlier
@@ -103,7 +131,7 @@ def checkout_submit(
             currency=order.currency,
             card=tokenized,
             actor=Actor.WEB,
-            owner_user=owner_user if owner_user is not None and owner_user.is_authenticated else None,
+            owner_user=owner_user,
             owner_guest_id=owner_guest_id,
             order=order,
             description=f"Order {order.number}",

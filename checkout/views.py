@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
@@ -15,7 +16,15 @@ from checkout.cart import MAX_QUANTITY, cart_add, cart_clear, cart_get, cart_rep
 from checkout.forms import CheckoutForm
 from checkout.models import Order, Product
 from checkout.selectors import product_get_for_sale, product_list_for_sale
-from checkout.services import EmptyCart, OutOfStock, Shipping, checkout_submit, order_lines_for_retry
+from checkout.services import (
+    EmptyCart,
+    ForeignCheckoutToken,
+    OutOfStock,
+    Shipping,
+    checkout_attempt_start,
+    checkout_submit,
+    order_lines_for_retry,
+)
 from payments.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from payments.guests import guest_id_ensure, guest_id_from_session
 from payments.selectors import payment_get_for_viewer, payment_status_payload
@@ -82,6 +91,7 @@ def cart_update_view(request):
     return redirect("checkout:cart")
 
 
+@never_cache
 def cart_view(request):
     quantities = range(1, MAX_QUANTITY + 1)
     return render(request, "checkout/cart.html", {"cart": cart_get(request.session), "quantities": quantities})
@@ -89,24 +99,42 @@ def cart_view(request):
 
 # --- checkout -------------------------------------------------------------------------------------------
 
+FOREIGN_FORM_MESSAGE = (
+    "This checkout form was opened in another browser session, so it cannot be used here. Nothing was charged: "
+    "check your details, enter your card again and pay."
+)
 
-# Error reports must never carry what the shopper typed into the card fields.
+
+def _fresh_form(request, previous: CheckoutForm | None = None) -> CheckoutForm:
+    """A new form with a token of its own, bound to this shopper; what they typed stays, except the card."""
+    # The shopper's guest id exists before the form does: every submit of this form, even one whose answer is
+    # lost (and whose session change with it), pays as the same owner, who can then see it.
+    attempt = checkout_attempt_start(owner_user=request.user, owner_guest_id=guest_id_ensure(request.session))
+    kept = {}
+    if previous is not None:
+        kept = {name: value for name, value in previous.cleaned_data.items() if name in previous.fields}
+        for name in (*CheckoutForm.CARD_FIELDS, "checkout_token"):
+            kept.pop(name, None)
+    return CheckoutForm(initial={**kept, "checkout_token": attempt.token})
+
+
+# Error reports must never carry what the shopper typed into the card fields; no cache (the browser's, a proxy's)
+# may keep a page that holds a form token or a payment.
 @method_decorator(sensitive_post_parameters("card_number", "expiry", "cvc"), name="dispatch")
+@method_decorator(never_cache, name="dispatch")
 class CheckoutView(View):
     template_name = "checkout/checkout.html"
 
-    def _page(self, request, form, cart, status=200):
-        return render(request, self.template_name, {"form": form, "cart": cart}, status=status)
+    def _page(self, request, form, cart, status=200, form_error=""):
+        context = {"form": form, "cart": cart, "form_error": form_error}
+        return render(request, self.template_name, context, status=status)
 
     def get(self, request):
         cart = cart_get(request.session)
         if cart.is_empty:
             messages.info(request, "Your cart is empty.")
             return redirect("checkout:cart")
-        # The shopper's guest id exists before the form does: every submit of this form, even one whose
-        # answer is lost (and whose session change with it), pays as the same owner, who can then see it.
-        guest_id_ensure(request.session)
-        return self._page(request, CheckoutForm(), cart)
+        return self._page(request, _fresh_form(request), cart)
 
     def post(self, request):
         cart = cart_get(request.session)
@@ -133,6 +161,13 @@ class CheckoutView(View):
                 owner_user=request.user,
                 owner_guest_id=guest_id_ensure(request.session),
             )
+        except ForeignCheckoutToken:
+            # Someone else's form: nothing of its payment is shown, the shopper gets a form of their own.
+            fresh = _fresh_form(request, form)
+            if _wants_json(request):
+                token = str(fresh.initial["checkout_token"])
+                return _problem(409, "foreign_checkout_form", FOREIGN_FORM_MESSAGE, checkout_token=token)
+            return self._page(request, fresh, cart, status=409, form_error=FOREIGN_FORM_MESSAGE)
         except (OutOfStock, EmptyCart) as refused:
             message = str(refused) if isinstance(refused, OutOfStock) else "Your cart is empty."
             message += " Nothing was charged."
@@ -162,6 +197,7 @@ class CheckoutView(View):
         return response
 
 
+@never_cache
 def wait(request, payment_id):
     payment = payment_get_for_viewer(
         payment_id=payment_id, user=request.user, guest_id=guest_id_from_session(request.session)

@@ -9,6 +9,9 @@ import secrets
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE as CSP_NONCE
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -77,6 +80,7 @@ if BENCH_ENDPOINTS:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # the Content-Security-Policy below
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -342,6 +346,39 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Behind a TLS-terminating proxy, trust its X-Forwarded-Proto only when told to.
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Content-Security-Policy (django-csp) and caching: see docs/security-headers.md -----------------------
+# Scripts and styles are files we serve: no inline script, style attribute or eval, nothing from another origin,
+# no framing, forms post only to us. The one page that needs an inline block (the API docs' Swagger UI) marks it
+# with a nonce; NONCE adds one to the header of a response that used it, and nothing to any other response.
+# Pages that show a form token or a payment are never stored by a cache (checkout.views, never_cache).
+
+
+def _websocket_sources(hosts: list[str], *, secure_only: bool) -> list[str]:
+    """The ws:/wss: origins of our own hosts. 'self' covers them in current browsers (CSP 3); listed for those
+    that predate it. A wildcard host lists nothing: 'self' then stands alone."""
+    sources = []
+    for host in hosts:
+        if host == "*" or "*" in host:
+            continue
+        names = [host.lstrip("."), f"*{host}"] if host.startswith(".") else [host]
+        for scheme in ("wss",) if secure_only else ("wss", "ws"):
+            sources += [f"{scheme}://{name}:*" for name in names]
+    return sources
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF, CSP_NONCE],
+        "style-src": [CSP_SELF],
+        "connect-src": [CSP_SELF, *_websocket_sources(ALLOWED_HOSTS, secure_only=not DEBUG)],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_NONE],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    },
+}
 
 # --- Logging: the card number and CVC are never logged; request bodies are not logged at all ------------
 # Error pages (DEBUG's included), error e-mails and tracebacks hide card fields by name and by content.

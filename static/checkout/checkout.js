@@ -118,6 +118,8 @@
         window.location.assign(body.wait_url);
         return; // keep the button disabled while the browser navigates
       }
+      // A form rendered for another session: the server made this shopper a token of their own.
+      if (body.checkout_token) form.elements.checkout_token.value = body.checkout_token;
       if (response.status === 422 && body.errors) showErrors(body.errors);
       else { formError.textContent = body.detail || "Something went wrong. Nothing was charged; please try again."; formError.hidden = false; }
     } catch (error) {
