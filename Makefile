@@ -21,6 +21,8 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 # The whole app on the embedded defaults: SQLite, and an embedded Redis-compatible server if none answers.
+# exec: the shell gives way to runstack, so Ctrl-C (SIGINT to the terminal's group) reaches only make, which
+# waits, and runstack, which stops its children in order (docs/operations.md, "Supervision and shutdown").
 run: export DJANGO_DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput

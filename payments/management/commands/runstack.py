@@ -1,8 +1,10 @@
 """Run the whole app in the foreground: Redis (embedded when none answers), daphne, RQ workers and the
 reconciler.
 
-Ctrl-C or SIGTERM stops every process this command started, the embedded Redis-compatible server
-included, and a worker that dies is started again (a payment it held is re-driven, never lost).
+Ctrl-C, SIGTERM or SIGHUP stops everything in order, within STOP_WITHIN_SECONDS: daphne first (no new work),
+then the workers (each thread finishes the payment it holds, and pushes its outcome), then the reconciler,
+and the embedded Redis last, which every step before it still needs. A worker or reconciler that dies is
+started again. Every child dies with this process, even when it is killed with SIGKILL (config/processes.py).
 """
 
 from __future__ import annotations
@@ -12,16 +14,26 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from config.embedded_redis import redis_answers, start_embedded_redis
-from config.processes import stop_processes
+from config.processes import spawn_child, stop_in_order
 
-SHUTDOWN_GRACE_SECONDS = 10
-WORKER_RESTART_DELAY_SECONDS = 1
+# The whole stop, from the signal to the embedded Redis gone. Each stage may use what the later ones do not
+# need: the web server at most WEB_STOP_SECONDS, the workers until STOP_WITHIN_SECONDS minus the reserve of
+# the reconciler and Redis, which stop in well under a second each.
+STOP_WITHIN_SECONDS = 9.0
+WEB_STOP_SECONDS = 3.0
+RECONCILER_STOP_SECONDS = 1.0
+REDIS_STOP_SECONDS = 0.5
+# A child that keeps dying is started again after a delay that doubles up to the maximum; one that ran for
+# a while before it died starts again after the first delay.
+RESTART_DELAY_SECONDS = 1.0
+RESTART_DELAY_MAX_SECONDS = 30.0
+RAN_LONG_ENOUGH_SECONDS = 60.0
 
 
 @dataclass
@@ -30,17 +42,18 @@ class Child:
     argv: list[str]
     restart: bool
     process: subprocess.Popen | None = None
-    started_at: float = field(default=0.0)
+    started_at: float = 0.0
+    restart_delay: float = RESTART_DELAY_SECONDS
+    restart_at: float | None = None
 
     def start(self, env: dict[str, str]) -> None:
-        # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the children once and in
-        # order (a second signal would make an RQ worker abandon the payment it is holding).
-        self.process = subprocess.Popen(self.argv, env=env, process_group=0)  # noqa: S603 - our own argv
+        self.process = spawn_child(self.argv, env=env)
         self.started_at = time.monotonic()
+        self.restart_at = None
 
 
 class Command(BaseCommand):
-    help = "Run daphne (HTTP + WebSocket) and RQ workers in the foreground; Ctrl-C stops them all."
+    help = "Run daphne (HTTP + WebSocket), RQ workers and the reconciler in the foreground; Ctrl-C stops them all."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -48,9 +61,9 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=int(os.environ.get("RQ_WORKERS", "2")))
 
     def handle(self, *args, port, host, workers, **options):
-        self._stopping = False
-        signal.signal(signal.SIGTERM, self._request_stop)
-        signal.signal(signal.SIGINT, self._request_stop)
+        self._stop_signal: int | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._request_stop)
 
         embedded = None
         redis_url = settings.REDIS_URL
@@ -62,25 +75,24 @@ class Command(BaseCommand):
 
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
         python = sys.executable
-        children = [
+        daphne = [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"]
+        web = Child("web", daphne, restart=False)
+        reconciler = Child("reconciler", [python, "manage.py", "payments_reconciler"], restart=True)
+        worker_children = [
             Child(
-                "web",
-                [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
-                restart=False,
-            ),
-        ]
-        children.append(Child("reconciler", [python, "manage.py", "payments_reconciler"], restart=True))
-        for number in range(1, workers + 1):
-            children.append(
-                Child(
-                    f"worker-{number}",
-                    [python, "manage.py", "payments_worker", "--name", f"payments-{os.getpid()}-{number}"],
-                    restart=True,
-                )
+                f"worker-{number}",
+                # A readable prefix: the worker adds its pid and a random token, new at every (re)start.
+                [python, "manage.py", "payments_worker", "--name", f"worker-{number}"],
+                restart=True,
             )
+            for number in range(1, workers + 1)
+        ]
+        children = [web, reconciler, *worker_children]
 
         try:
             for child in children:
+                if self._stop_signal is not None:  # stopped while starting: start no more
+                    break
                 child.start(env)
             shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
             base = f"http://{shown_host}:{port}"
@@ -93,28 +105,55 @@ class Command(BaseCommand):
             )
             self._supervise(children, env)
         finally:
-            self._stop_all(children)
-            if embedded is not None:
-                embedded.stop()
-                self.stdout.write("Redis: embedded server stopped")
+            self._stop_all(web, worker_children, reconciler, embedded)
+        if self._stop_signal is None:
+            self.stderr.write("stopped because the web server exited (see above)")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Nothing of ours is left to clean up, and tearing down the interpreter (a thousand modules) took 1-2 s
+        # on a busy machine: time the user waits for the prompt, outside the stop's budget.
+        os._exit(0 if self._stop_signal is not None else 1)
 
     def _request_stop(self, signum, frame):
-        self._stopping = True
+        if self._stop_signal is None:
+            self._stop_signal = signum
+        else:
+            # The stop under way is bounded (STOP_WITHIN_SECONDS); a second signal must not cut it short, or a
+            # worker would abandon the payment it is finishing.
+            self.stderr.write(f"already stopping (at most {STOP_WITHIN_SECONDS:g} s)")
 
     def _supervise(self, children: list[Child], env: dict[str, str]) -> None:
-        while not self._stopping:
+        while self._stop_signal is None:
+            now = time.monotonic()
             for child in children:
+                if child.restart_at is not None:
+                    if now >= child.restart_at:
+                        child.start(env)
+                    continue
                 code = child.process.poll()
                 if code is None:
                     continue
                 if not child.restart:
                     self.stderr.write(f"{child.name} exited with {code}; stopping everything")
                     return
-                self.stderr.write(f"{child.name} exited with {code}; starting it again")
-                time.sleep(WORKER_RESTART_DELAY_SECONDS)
-                child.start(env)
-            time.sleep(0.5)
+                if now - child.started_at >= RAN_LONG_ENOUGH_SECONDS:
+                    child.restart_delay = RESTART_DELAY_SECONDS
+                self.stderr.write(f"{child.name} exited with {code}; starting it again in {child.restart_delay:g} s")
+                child.restart_at = now + child.restart_delay
+                child.restart_delay = min(child.restart_delay * 2, RESTART_DELAY_MAX_SECONDS)
+            time.sleep(0.2)
 
-    def _stop_all(self, children: list[Child]) -> None:
-        stopped = stop_processes([child.process for child in children], grace=SHUTDOWN_GRACE_SECONDS)
+    def _stop_all(self, web: Child, workers: list[Child], reconciler: Child, embedded) -> None:
+        reason = signal.Signals(self._stop_signal).name if self._stop_signal else "a child exited"
+        self.stdout.write(f"Stopping ({reason}): web, then workers, then reconciler, then Redis")
+        stages = [
+            ("web", [web.process], STOP_WITHIN_SECONDS - WEB_STOP_SECONDS),
+            ("workers", [child.process for child in workers], RECONCILER_STOP_SECONDS + REDIS_STOP_SECONDS),
+            ("reconciler", [reconciler.process], REDIS_STOP_SECONDS),
+        ]
+        if embedded is not None:
+            stages.append(("embedded Redis", [embedded.process], 0.0))
+        stopped = stop_in_order(stages, within=STOP_WITHIN_SECONDS, report=self.stdout.write)
+        if embedded is not None:
+            embedded.stop(timeout=0)  # already stopped above: this only removes its data directory
         self.stdout.write(f"Stopped {stopped} process(es).")
