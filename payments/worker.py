@@ -10,20 +10,30 @@ Each thread is a complete RQ `SimpleWorker` with its own name, heartbeat, starte
 execution record, so RQ's bookkeeping and our recovery are the same as with one worker per process: a
 process that is killed loses its threads' jobs the way a killed worker loses its job, and the reconciler
 re-drives those payments (payments/services/reconcile.py). rq 2 has no thread-pool worker of its own.
+
+Supervision (docs/operations.md, "Supervision and shutdown"): RQ refuses a name that is still registered, and
+a killed process leaves its names registered for minutes, so every start takes fresh names (pid and a random
+token) and first forgets the registrations of this host's dead processes. A thread that leaves its loop
+unexpectedly takes the process down, warmly, so that its supervisor starts it again whole: a process never
+runs on at part strength. And a worker whose registration Redis lost (FLUSHALL, a restart without
+persistence) registers again on its next heartbeat.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
+import time
 
 import redis
+from rq import worker_registration
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
-from rq.worker import SimpleWorker
+from rq.worker import SimpleWorker, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +73,78 @@ class ThreadWorker(SimpleWorker):
         """Finish the job in hand (if any), then leave the loop."""
         self._stop_requested = True
 
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        """RQ's heartbeat, which also notices that Redis lost this worker's registration and registers again.
+
+        RQ's own heartbeat only refreshes the worker's hash (recreating it with one field when it is gone) and
+        never re-adds it to the worker sets, so after a FLUSHALL or a Redis restart a live worker vanished
+        from `Worker.all()` and the dashboard for good. Calls inside a pipeline (job start) are left to RQ:
+        an idle worker beats every STOP_POLL_SECONDS, which is soon enough.
+        """
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+            return
+        with self.connection.pipeline() as beat:
+            beat.exists(self.key)
+            super().heartbeat(timeout, pipeline=beat)
+            registered = beat.execute()[0]
+        if not registered:
+            self._register_again(timeout or self.worker_ttl + 60)
+
+    def _register_again(self, ttl: int) -> None:
+        logger.warning("worker %s: its registration was gone from Redis; registering again", self.name)
+        with self.connection.pipeline() as pipeline:
+            pipeline.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            worker_registration.register(self, pipeline)
+            pipeline.expire(self.key, ttl)
+            pipeline.execute()
+
 
 def default_name_prefix() -> str:
-    return f"{socket.gethostname()}.{os.getpid()}"
+    return socket.gethostname()
+
+
+def worker_names(prefix: str, threads: int) -> list[str]:
+    """One RQ worker name per thread, new at every process start: `<prefix>.<pid>-<random>.<nn>`.
+
+    RQ refuses to start a worker under a name that is still registered, and a process that was killed leaves
+    its names registered until their TTL runs out (minutes); so a restart under the same names crash-looped.
+    The pid says which process a name belongs to; the random part keeps names unique across pid reuse and
+    across hosts (containers) whose pids coincide.
+    """
+    start = f"{prefix}.{os.getpid()}-{secrets.token_hex(3)}"
+    return [f"{start}.{number:02d}" for number in range(1, threads + 1)]
+
+
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    return False
+
+
+def forget_dead_workers(connection: redis.Redis) -> list[str]:
+    """Unregister the RQ workers of this host whose process is gone (killed, so it never said goodbye).
+
+    Without this a killed process's workers stay listed (and counted) for up to the worker TTL. Only this
+    host's workers (by the hostname RQ records) with a pid that no longer exists here are touched; a wrongly
+    forgotten live worker (another machine with this hostname) registers again at its next heartbeat.
+    """
+    hostname = socket.gethostname()
+    forgotten = []
+    for worker in Worker.all(connection=connection):
+        if worker.hostname == hostname and worker.pid and _process_is_gone(worker.pid):
+            with connection.pipeline() as pipeline:
+                worker_registration.unregister(worker, pipeline)
+                pipeline.delete(worker.key)
+                pipeline.execute()
+            forgotten.append(worker.name)
+    if forgotten:
+        logger.info("forgot %d RQ worker(s) of dead processes on %s", len(forgotten), hostname)
+    return forgotten
 
 
 def run_thread_workers(
@@ -81,16 +160,19 @@ def run_thread_workers(
     empty). The first signal is a warm stop: every thread finishes the job it holds. A second one is a cold
     stop: the process exits at once and the reconciler re-drives what its threads held.
 
+    A thread that leaves its loop on its own (an error RQ gave up on) warm-stops the others: the process
+    ends with an error and its supervisor starts it again with every thread.
+
     Returns the number of threads that ended with an error (0 when all went well).
     """
     connection = redis.Redis.from_url(redis_url)  # thread-safe; each blocked dequeue holds one of its sockets
     queues = [Queue(name, connection=connection) for name in queue_names]
-    prefix = name_prefix or default_name_prefix()
-    workers = [
-        ThreadWorker(queues, connection=connection, name=f"{prefix}.{number:02d}") for number in range(1, threads + 1)
-    ]
+    forget_dead_workers(connection)
+    names = worker_names(name_prefix or default_name_prefix(), threads)
+    workers = [ThreadWorker(queues, connection=connection, name=name) for name in names]
     failures: list[str] = []
     stopping = threading.Event()
+    thread_died = threading.Event()
 
     def work(worker: ThreadWorker) -> None:
         try:
@@ -98,24 +180,40 @@ def run_thread_workers(
         except BaseException:
             logger.exception("worker thread %s died", worker.name)
             failures.append(worker.name)
+            thread_died.set()
+        else:
+            if not burst and not stopping.is_set():
+                logger.error("worker thread %s left its loop without a stop request", worker.name)
+                failures.append(worker.name)
+                thread_died.set()
 
-    def request_stop(signum, frame) -> None:
-        if stopping.is_set():
-            logger.warning("second stop signal: leaving now; the reconciler re-drives what was in flight")
-            os._exit(1)
+    def stop_all(reason: str) -> None:
         stopping.set()
-        logger.info("stopping: %d thread(s) finish the job they hold", threads)
+        logger.info("stopping (%s): %d thread(s) finish the job they hold", reason, threads)
         for worker in workers:
             worker.request_warm_stop()
+
+    signals: list[int] = []
+
+    def request_stop(signum, frame) -> None:
+        signals.append(signum)
+        if len(signals) > 1:
+            logger.warning("second stop signal: leaving now; the reconciler re-drives what was in flight")
+            os._exit(1)
+        if not stopping.is_set():
+            stop_all(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     running = [threading.Thread(target=work, args=(worker,), name=worker.name) for worker in workers]
     for thread in running:
         thread.start()
-    for thread in running:
-        # join() with a timeout, in a loop: the main thread must stay free to run the signal handler.
-        while thread.is_alive():
-            thread.join(timeout=0.5)
+    while any(thread.is_alive() for thread in running):
+        # A short sleep, in a loop: the main thread must stay free to run the signal handler.
+        time.sleep(0.2)
+        if thread_died.is_set() and not stopping.is_set() and not burst:
+            # Not replaced in place: the process restarts whole under its supervisor, the one recovery path
+            # that a SIGKILL or an OOM kill takes too, and it starts from fresh pools and a fresh push loop.
+            stop_all("a worker thread died; the supervisor starts this process again")
     connection.close()
     return len(failures)

@@ -23,7 +23,12 @@ class Command(BaseCommand):
             help="jobs in flight in this process (default: PAYMENTS_WORKER_THREADS)",
         )
         parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
-        parser.add_argument("--name", default=None, help="worker name prefix (default: host.pid)")
+        parser.add_argument(
+            "--name",
+            default=None,
+            help="a readable prefix for the RQ worker names (default: the hostname); every start adds its pid, a "
+            "random token and the thread number, so a restarted process never collides with its dead self",
+        )
         parser.add_argument("queues", nargs="*", default=["payments"])
 
     def handle(self, *args, threads, burst, name, queues, verbosity, **options):
@@ -35,7 +40,7 @@ class Command(BaseCommand):
         level = {0: "WARNING", 1: "INFO"}.get(verbosity, "DEBUG")
         prefix = name or default_name_prefix()
         self.stdout.write(f"payments worker {prefix} (pid {os.getpid()}): {threads} thread(s) on {', '.join(queues)}")
-        failed = run_thread_workers(
+        failed = run_thread_workers(  # a thread that dies ends the process: its supervisor restarts it whole
             queue_names=queues,
             redis_url=settings.RQ_QUEUES["payments"]["URL"],
             threads=threads,
@@ -44,4 +49,5 @@ class Command(BaseCommand):
             logging_level=level,
         )
         if failed:
+            self.stderr.write(f"payments worker {prefix} (pid {os.getpid()}): {failed} thread(s) died; exiting 1")
             sys.exit(1)
