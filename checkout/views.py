@@ -3,6 +3,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from django.contrib import messages
+from django.db import DatabaseError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,6 +27,7 @@ from checkout.services import (
     order_lines_for_retry,
 )
 from payments.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from payments.gateway import GatewayError
 from payments.guests import guest_id_ensure, guest_id_from_session
 from payments.selectors import payment_get_for_viewer, payment_status_payload
 
@@ -99,6 +101,9 @@ def cart_view(request):
 
 # --- checkout -------------------------------------------------------------------------------------------
 
+UNAVAILABLE_MESSAGE = (
+    "We could not reach the bank's card vault just now, so nothing was charged. Please try again in a moment."
+)
 FOREIGN_FORM_MESSAGE = (
     "This checkout form was opened in another browser session, so it cannot be used here. Nothing was charged: "
     "check your details, enter your card again and pay."
@@ -168,6 +173,15 @@ class CheckoutView(View):
                 token = str(fresh.initial["checkout_token"])
                 return _problem(409, "foreign_checkout_form", FOREIGN_FORM_MESSAGE, checkout_token=token)
             return self._page(request, fresh, cart, status=409, form_error=FOREIGN_FORM_MESSAGE)
+        except (GatewayError, DatabaseError):
+            # The vault is unreachable, or a lock wait ran past its timeout: nothing was recorded, and the same
+            # form (same token) may be submitted again safely.
+            if _wants_json(request):
+                response = _problem(503, "service_unavailable", UNAVAILABLE_MESSAGE)
+                response["Retry-After"] = "5"
+                return response
+            form.add_error(None, UNAVAILABLE_MESSAGE)
+            return self._page(request, form, cart, status=503)
         except (OutOfStock, EmptyCart) as refused:
             message = str(refused) if isinstance(refused, OutOfStock) else "Your cart is empty."
             message += " Nothing was charged."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from csp.decorators import csp_update
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.urls import URLPattern
@@ -17,7 +18,13 @@ from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 QUEUE_PERMISSION = "payments.manage_queues"
 
 
+# django-rq's templates carry inline scripts and styles (select-all, confirmations). These pages are for queue
+# managers only and show job ids, not shopper input, so they alone relax the site's policy for inline code.
+_allow_django_rq_inline_code = csp_update({"script-src": ["'unsafe-inline'"], "style-src": ["'unsafe-inline'"]})
+
+
 def queue_manager_required(view):
+    @_allow_django_rq_inline_code
     @staff_member_required  # not signed in as staff: the admin's login page, as django-rq does it
     @wraps(view)
     def guarded(request, *args, **kwargs):

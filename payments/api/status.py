@@ -145,7 +145,7 @@ def _answer(document: dict, client_seq: int | None) -> HttpResponse:
         response = JsonResponse(document)
         response["Retry-After"] = str(settings.PAYMENTS_POLL_INTERVAL)
     response["ETag"] = status_etag(document["id"], document["seq"])
-    response["Cache-Control"] = "no-cache"
+    response["Cache-Control"] = "private, no-cache"  # revalidate every time (ETag); never in a shared cache
     return response
 
 

@@ -1,3 +1,5 @@
+from csp.constants import SELF as CSP_SELF
+from csp.decorators import csp_update
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -16,7 +18,12 @@ urlpatterns = [
     path("payments/<uuid:payment_id>/refunds", views.PaymentRefundsView.as_view(), name="payment-refunds"),
     path("payments/<uuid:payment_id>/refunds/<uuid:refund_id>", views.RefundDetailView.as_view(), name="refund-detail"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="payments-api:schema"), name="docs"),
+    # Swagger UI draws its icons from data: URIs; only this page's policy allows them.
+    path(
+        "docs",
+        csp_update({"img-src": [CSP_SELF, "data:"]})(SpectacularSwaggerView.as_view(url_name="payments-api:schema")),
+        name="docs",
+    ),
     # Anything else under the API is a problem+json 404, with DEBUG on too (Django's debug 404 page is HTML).
     re_path(r"^.*$", csrf_exempt(not_found)),
 ]

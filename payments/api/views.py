@@ -73,6 +73,15 @@ def _require_user(request):
     return request.user
 
 
+class PrivateAPIView(APIView):
+    """Every answer of this API is one client's: payments, refunds, WebSocket tokens. No cache keeps it."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response.setdefault("Cache-Control", "private, no-store")
+        return response
+
+
 class PaymentCursorPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 20
@@ -80,7 +89,7 @@ class PaymentCursorPagination(CursorPagination):
     page_size_query_param = "limit"
 
 
-class PaymentsView(APIView):
+class PaymentsView(PrivateAPIView):
     @extend_schema(
         operation_id="payments_list",
         summary="List your payments",
@@ -172,7 +181,7 @@ class PaymentsView(APIView):
         return write.commit(create)
 
 
-class PaymentDetailView(APIView):
+class PaymentDetailView(PrivateAPIView):
     @extend_schema(
         operation_id="payments_retrieve",
         summary="A payment with its event timeline and refunds",
@@ -183,7 +192,7 @@ class PaymentDetailView(APIView):
         return Response(payment_detail_payload(payment_for_viewer(request, payment_id)))
 
 
-class PaymentCancelView(APIView):
+class PaymentCancelView(PrivateAPIView):
     @extend_schema(
         operation_id="payments_cancel",
         summary="Cancel a payment that no worker has taken yet",
@@ -219,7 +228,7 @@ class PaymentCancelView(APIView):
         return Response(payment_status_payload(payment), status=http.HTTP_202_ACCEPTED)
 
 
-class PaymentRefundsView(APIView):
+class PaymentRefundsView(PrivateAPIView):
     @extend_schema(
         operation_id="refunds_list",
         summary="A payment's refunds",
@@ -269,7 +278,7 @@ class PaymentRefundsView(APIView):
             return problem_response(status=status, code=refused.code, detail=refused.message)
 
 
-class RefundDetailView(APIView):
+class RefundDetailView(PrivateAPIView):
     @extend_schema(
         operation_id="refunds_retrieve",
         summary="A refund",

@@ -355,3 +355,13 @@ def test_answers_are_kept_24_hours_then_purged_but_the_key_never_makes_a_second_
     # the answer is gone, but the key stays on its payment: the database refuses a second one for it
     assert_problem(create(api, {**BODY, "amount": 100}, key="old"), 422, "idempotency_key_reused")
     assert Payment.objects.count() == 1
+
+
+def test_no_cache_ever_keeps_an_api_answer(api):
+    # the status document carries the payment's WebSocket token: a shared cache must never hold it
+    created = create(api)
+    payment = created.json()
+    assert created["Cache-Control"] == "private, no-store"
+    for path in (payment["links"]["self"], payment["links"]["refunds"], "/api/v1/payments"):
+        assert api.get(path)["Cache-Control"] == "private, no-store", path
+    assert api.get(payment["links"]["status"])["Cache-Control"] == "private, no-cache"  # revalidated by ETag

@@ -6,7 +6,9 @@ import pytest
 from django.test import Client
 
 from checkout.models import Order
+from payments.gateway import GatewayUnavailable, get_gateway
 from payments.models import Payment
+from payments.sandbox.gateway import SandboxGateway
 from payments.services.payments import payment_process
 from tests.conftest import VISA_DECLINED, VISA_OK
 from tests.integration.shop import checkout_form
@@ -168,3 +170,29 @@ def test_a_form_token_is_a_uuid(client, product):
     form = {**checkout_form(CARD_NUMBER, cvc="123"), "checkout_token": "not-a-uuid"}
     assert pay(client, form).status_code == 422
     assert uuid.UUID(checkout_form(CARD_NUMBER)["checkout_token"])
+
+
+class UnreachableVault(SandboxGateway):
+    def tokenize(self, card):
+        raise GatewayUnavailable("vault unreachable")
+
+
+@pytest.fixture
+def unreachable_vault(settings):
+    settings.PAYMENTS_GATEWAY = f"{__name__}.UnreachableVault"
+    get_gateway.cache_clear()
+    yield
+    get_gateway.cache_clear()
+
+
+def test_an_unreachable_vault_is_a_503_page_that_keeps_the_form_and_records_nothing(client, product, unreachable_vault):
+    client.post("/cart/add", {"product_id": product.pk})
+    form = checkout_form("4242 4242 4242 4242")
+    page = client.post("/checkout", form)
+    assert page.status_code == 503
+    html = page.content.decode()
+    assert "nothing was charged" in html and form["checkout_token"] in html
+    assert not re.search(r"value=\"4242[ 0-9]*\"", html)  # the card input is rendered empty
+    problem = client.post("/checkout", form, HTTP_ACCEPT="application/json")
+    assert (problem.status_code, problem.json()["code"], problem["Retry-After"]) == (503, "service_unavailable", "5")
+    assert not Payment.objects.exists() and not Order.objects.exists()

@@ -47,3 +47,10 @@ def test_queue_managers_and_superusers_see_the_queue_dashboard(db, page):
 def test_anonymous_visitors_are_sent_to_the_admin_login(db):
     response = Client().get("/admin/rq/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_only_the_queue_dashboard_relaxes_the_policy_for_django_rqs_inline_code(db):
+    operator = _staff("operator", "manage_queues")
+    dashboard = operator.get("/admin/rq/")["Content-Security-Policy"]
+    assert "'unsafe-inline'" in dashboard
+    assert "'unsafe-inline'" not in operator.get("/admin/")["Content-Security-Policy"]
