@@ -103,7 +103,7 @@ class Command(BaseCommand):
                     "thread(s)    Ctrl-C stops everything.\n"
                 )
             )
-            self._supervise(children, env)
+            embedded = self._supervise(children, env, embedded)
         finally:
             self._stop_all(web, worker_children, reconciler, embedded)
         if self._stop_signal is None:
@@ -119,12 +119,19 @@ class Command(BaseCommand):
             self._stop_signal = signum
         else:
             # The stop under way is bounded (STOP_WITHIN_SECONDS); a second signal must not cut it short, or a
-            # worker would abandon the payment it is finishing.
-            self.stderr.write(f"already stopping (at most {STOP_WITHIN_SECONDS:g} s)")
+            # worker would abandon the payment it is finishing. os.write: the handler may interrupt a print.
+            os.write(2, f"already stopping (at most {STOP_WITHIN_SECONDS:g} s)\n".encode())
 
-    def _supervise(self, children: list[Child], env: dict[str, str]) -> None:
+    def _supervise(self, children: list[Child], env: dict[str, str], embedded):
+        """Restart what dies until a stop is requested or daphne exits; returns the embedded Redis in use."""
         while self._stop_signal is None:
             now = time.monotonic()
+            if embedded is not None and not embedded.is_running():
+                # Started again at once on the same port, empty: the workers reconnect and register again, and
+                # the reconciler re-drives from the database whatever was queued.
+                self.stderr.write("embedded Redis exited; starting it again (empty)")
+                embedded.stop(timeout=0)
+                embedded, _ = start_embedded_redis(env["REDIS_URL"])
             for child in children:
                 if child.restart_at is not None:
                     if now >= child.restart_at:
@@ -135,13 +142,14 @@ class Command(BaseCommand):
                     continue
                 if not child.restart:
                     self.stderr.write(f"{child.name} exited with {code}; stopping everything")
-                    return
+                    return embedded
                 if now - child.started_at >= RAN_LONG_ENOUGH_SECONDS:
                     child.restart_delay = RESTART_DELAY_SECONDS
                 self.stderr.write(f"{child.name} exited with {code}; starting it again in {child.restart_delay:g} s")
                 child.restart_at = now + child.restart_delay
                 child.restart_delay = min(child.restart_delay * 2, RESTART_DELAY_MAX_SECONDS)
             time.sleep(0.2)
+        return embedded
 
     def _stop_all(self, web: Child, workers: list[Child], reconciler: Child, embedded) -> None:
         reason = signal.Signals(self._stop_signal).name if self._stop_signal else "a child exited"
