@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from config.processes import stop_processes
+from config.processes import spawn_child, stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -211,10 +211,9 @@ class Stack:
         self._children_started += 1
         log_path = self.log_dir / f"{self._children_started:02d}-{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; closed when we are done
-        # Its own process group: a Ctrl-C reaches the harness only, which stops the children in order.
-        process = subprocess.Popen(  # noqa: S603 - our own argv
-            argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, process_group=0
-        )
+        # Its own process group (a Ctrl-C reaches the harness only, which stops the children in order), and it
+        # dies with the harness if that is killed.
+        process = spawn_child(argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         return Child(name, process, log_path)
 

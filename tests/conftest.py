@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from checkout.models import Product
-from config.processes import stop_processes
+from config.processes import spawn_child, stop_processes
 from payments.cards import validate_card
 from payments.models import Actor, Payment
 from payments.services.cards import card_tokenize
@@ -129,7 +129,8 @@ class LiveStack:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
+        # Dies with pytest if pytest is killed: no server or worker outlives the run.
+        process = spawn_child(argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 
