@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from checkout.cart import Cart
 from checkout.models import CheckoutAttempt, Order, OrderLine, Product
@@ -49,6 +51,18 @@ def checkout_attempt_start(*, owner_user=None, owner_guest_id: uuid.UUID) -> Che
     return CheckoutAttempt.objects.create(
         token=uuid.uuid4(), owner_guest_id=owner_guest_id, owner_user=_owner_user(owner_user)
     )
+
+
+UNUSED_ATTEMPT_TTL = timedelta(hours=24)
+
+
+def checkout_attempts_purge(*, limit: int = 1000) -> dict[str, int]:
+    """Forget checkout forms rendered more than a day ago and never paid on (one row is made per render). A form
+    submitted after that is treated as a token the shop never rendered: it belongs to its first submitter."""
+    cutoff = timezone.now() - UNUSED_ATTEMPT_TTL
+    stale = CheckoutAttempt.objects.filter(order__isnull=True, created_at__lt=cutoff).values_list("pk", flat=True)
+    deleted, _ = CheckoutAttempt.objects.filter(pk__in=list(stale[:limit])).delete()
+    return {"checkout_attempts_purged": deleted}
 
 
 def _payment_of_attempt(attempt: CheckoutAttempt | None) -> Payment | None:

@@ -88,6 +88,16 @@ def _drive(kind: _Unsettled, *, now, limit: int, done: Counter) -> None:
             done[f"{kind.name}_requeued"] += 1
 
 
+# Housekeeping of higher apps, run on each pass: they register here (in their AppConfig.ready) because this
+# app may not import them. Each task returns {counter name: count}.
+_HOUSEKEEPING: list[Callable[[], dict[str, int]]] = []
+
+
+def reconcile_housekeeping_register(task: Callable[[], dict[str, int]]) -> None:
+    if task not in _HOUSEKEEPING:
+        _HOUSEKEEPING.append(task)
+
+
 def payments_reconcile(*, limit: int = 500) -> Counter:
     now = timezone.now()
     done: Counter = Counter()
@@ -97,6 +107,8 @@ def payments_reconcile(*, limit: int = 500) -> Counter:
     purged = idempotency_purge_expired()
     if purged:
         done["idempotency_keys_purged"] = purged
+    for task in _HOUSEKEEPING:
+        done.update({name: count for name, count in task().items() if count})
     if done:
         logger.info("reconciler: %s", dict(done))
     return done

@@ -316,3 +316,28 @@ def test_a_token_the_shop_never_rendered_belongs_to_its_first_submitter(product)
     assert answer.status_code == 202
     assert second.post("/checkout", _form(token), **JSON).status_code == 409
     assert first.post("/checkout", _form(token), **JSON).json()["payment_id"] == answer.json()["payment_id"]
+
+
+def test_the_reconciler_forgets_checkout_forms_never_paid_on_after_a_day(client, product):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from checkout.models import CheckoutAttempt
+    from payments.services.reconcile import payments_reconcile
+
+    # given: forms rendered two days ago (one paid on) and one rendered now
+    client.post("/cart/add", {"product_id": product.pk})
+    for _ in range(3):
+        client.get("/checkout")
+    paid_token = CheckoutAttempt.objects.order_by("pk").first().token
+    client.post("/checkout", checkout_form("4242 4242 4242 4242", token=paid_token))
+    CheckoutAttempt.objects.update(created_at=timezone.now() - timedelta(days=2))
+    client.post("/cart/add", {"product_id": product.pk})
+    client.get("/checkout")
+    # when
+    done = payments_reconcile()
+    # then: only the stale, unpaid ones are gone
+    assert done["checkout_attempts_purged"] == 2
+    assert CheckoutAttempt.objects.count() == 2
+    assert CheckoutAttempt.objects.filter(token=paid_token, order__isnull=False).exists()
