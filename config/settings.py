@@ -202,6 +202,7 @@ SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=1000)
 SANDBOX_LATENCY_JITTER_MS = env.int("SANDBOX_LATENCY_JITTER_MS", default=250)
 SANDBOX_SLOW_CARD_MS = env.int("SANDBOX_SLOW_CARD_MS", default=5000)
 SANDBOX_OPENING_BALANCE = env.int("SANDBOX_OPENING_BALANCE", default=5_000_000)
+SANDBOX_FAULTS_FILE = env("SANDBOX_FAULTS_FILE", default="")  # make chaos: "unavailable"/"timeout" (test-cards.md)
 # Keys the card fingerprint (an HMAC of the number). Its own secret, required in production: with it, a
 # database dump alone cannot be brute-forced back to card numbers, and rotating the secret key (sessions,
 # tokens) does not change every card's fingerprint. Keep it stable: changing it makes every card look new

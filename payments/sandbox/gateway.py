@@ -3,10 +3,16 @@
 Every money-moving call is recorded once per idempotency key, in the same transaction as the ledger entry
 it makes, so a repeated or concurrent call with one key debits (or credits) at most once and gets the first
 answer back.
+
+Injected faults (`make chaos`, docs/test-cards.md): when SANDBOX_FAULTS_FILE names a file, every call reads
+it (re-read only when the file changes) and, if it says `unavailable`, raises GatewayUnavailable before the
+bank is touched; if it says `timeout`, the bank does its work and then GatewayTimeout hides the answer. Off
+by default (no setting, no file, or anything else in it).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import time
@@ -30,14 +36,57 @@ def _refund_result(refund: Refund) -> RefundResult:
     return RefundResult(approved=refund.approved, reference=refund.reference, failure_code=refund.failure_code)
 
 
+FAULT_UNAVAILABLE = "unavailable"
+FAULT_TIMEOUT = "timeout"
+_fault_cache: tuple[tuple, str] = ((), "")
+
+
+def injected_fault() -> str:
+    """What SANDBOX_FAULTS_FILE asks of the bank right now: "unavailable", "timeout" or "" (behave).
+
+    Read on every call; the file is parsed again only when it changed (inode, mtime or size), so a harness
+    switches a burst on and off by rewriting it, and the calls in between cost one stat()."""
+    global _fault_cache
+    path = settings.SANDBOX_FAULTS_FILE
+    if not path:
+        return ""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ""
+    signature = (path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    if _fault_cache[0] != signature:
+        try:
+            with open(path) as file:
+                said = file.read().strip().lower()
+        except OSError:
+            said = ""
+        _fault_cache = (signature, said if said in (FAULT_UNAVAILABLE, FAULT_TIMEOUT) else "")
+    return _fault_cache[1]
+
+
+def _fault_before(fault: str, call: str) -> None:
+    if fault == FAULT_UNAVAILABLE:
+        raise GatewayUnavailable(f"sandbox: injected fault, {call} never reached the bank")
+
+
+def _fault_after(fault: str, call: str) -> None:
+    if fault == FAULT_TIMEOUT:
+        raise GatewayTimeout(f"sandbox: injected fault, the bank did {call} but its answer was lost")
+
+
 class SandboxGateway:
     def tokenize(self, card: CardDetails) -> CardToken:
+        fault = injected_fault()
+        _fault_before(fault, "tokenize")
         try:
-            return self._tokenize(card)
+            token = self._tokenize(card)
         except DatabaseError as error:
             # The vault is a remote service in real life: a stall there (a lock wait past the lock timeout)
             # is the vault being unavailable, and nothing was stored for the caller.
             raise GatewayUnavailable(f"sandbox vault unavailable: {type(error).__name__}") from None
+        _fault_after(fault, "tokenize")
+        return token
 
     def _tokenize(self, card: CardDetails) -> CardToken:
         behaviour = behaviours.behaviour_for(card.number)
@@ -64,6 +113,13 @@ class SandboxGateway:
 
     # --- charges ----------------------------------------------------------------------------------------
     def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+        fault = injected_fault()
+        _fault_before(fault, "charge")
+        result = self._charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key)
+        _fault_after(fault, "charge")
+        return result
+
+    def _charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
         self._simulate_latency()
         existing = Charge.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -79,8 +135,11 @@ class SandboxGateway:
         return _charge_result(charge)
 
     def charge_outcome(self, *, idempotency_key: str) -> ChargeResult | None:
+        fault = injected_fault()
+        _fault_before(fault, "charge_outcome")
         self._simulate_latency()
         existing = Charge.objects.filter(idempotency_key=idempotency_key).first()
+        _fault_after(fault, "charge_outcome")
         return _charge_result(existing) if existing else None
 
     def _record_charge(self, card: VaultCard, amount: int, currency: str, idempotency_key: str) -> Charge:
@@ -115,6 +174,13 @@ class SandboxGateway:
 
     # --- refunds ----------------------------------------------------------------------------------------
     def refund(self, *, charge_reference: str, amount: int, idempotency_key: str) -> RefundResult:
+        fault = injected_fault()
+        _fault_before(fault, "refund")
+        result = self._refund(charge_reference=charge_reference, amount=amount, idempotency_key=idempotency_key)
+        _fault_after(fault, "refund")
+        return result
+
+    def _refund(self, *, charge_reference: str, amount: int, idempotency_key: str) -> RefundResult:
         self._simulate_latency()
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -144,8 +210,11 @@ class SandboxGateway:
             return _refund_result(Refund.objects.get(idempotency_key=idempotency_key))
 
     def refund_outcome(self, *, idempotency_key: str) -> RefundResult | None:
+        fault = injected_fault()
+        _fault_before(fault, "refund_outcome")
         self._simulate_latency()
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        _fault_after(fault, "refund_outcome")
         return _refund_result(existing) if existing else None
 
     # --- simulation -------------------------------------------------------------------------------------
