@@ -8,7 +8,10 @@ documented status code, content type, headers and body. Four views of the API:
 2. the operations on a payment id on the signed-in client's real payments, in every state (and a stranger's);
 3. explicit requests that walk every documented outcome (202, replay, 200, 303, 304, 400, 401, 404, 409,
    410, 422, 429, 503) through the same checks, so a run never passes on 4xx alone;
-4. hostile inputs the generators rarely or never produce (NUL, lone surrogates, Unicode digits).
+4. hostile inputs the generators rarely or never produce (NUL, lone surrogates, Unicode digits);
+5. stateful: sequences of calls chained by the document's links (those schemathesis infers from it: a payment's id
+   from a 202 or a list into every operation on that payment, a refund's id into the refund), so calls reach
+   payments and refunds the sequence itself made, in whatever states it drove them to.
 
 It fails when the product is wrong; it is not relaxed to pass.
 """
@@ -28,15 +31,17 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ensure_resource_availability,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 from config.wsgi import application
 from payments.api.throttling import ClientRateThrottle
 from payments.cards import validate_card
-from payments.models import Actor, Payment, PaymentStatus
+from payments.models import Actor, IdempotencyRecord, Payment, PaymentEvent, PaymentStatus, Refund
 from payments.services.cards import card_tokenize
 from payments.services.dispatch import payment_enqueue
 from payments.services.payments import payment_cancel, payment_create, payment_process
@@ -342,3 +347,59 @@ def test_unicode_digits_on_the_status_url_answer_as_documented(merchant, query, 
     headers = {"If-None-Match": f'"{payment.pk}.{if_none_match}"'} if if_none_match else {}
     case = schema[STATUS]["GET"].Case(path_parameters={"payment_id": str(payment.pk)}, query=query, headers=headers)
     case.call_and_validate(headers=merchant.auth_headers, checks=CHECKS)
+
+
+# --- 5. stateful: sequences chained by the document's links ------------------------------------------------------
+# schemathesis 4 infers OpenAPI links from the document (an `id` answered by one operation feeding the
+# `{payment_id}` of another) and drives them as a Hypothesis state machine. Bounded: a few dozen short scenarios.
+
+STATEFUL = settings(
+    max_examples=20,
+    stateful_step_count=10,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def test_stateful_links_reach_every_operation_on_a_payment():
+    # given: the links schemathesis finds in (or infers from) the document
+    schema.as_state_machine()
+    linked = schema.operations_with_incoming_links()
+    # then: every operation that names a payment (or a refund) can be reached with an id a scenario obtained
+    on_a_resource = {operation.ok().label for operation in schema.get_all_operations() if "{" in operation.ok().path}
+    assert on_a_resource and on_a_resource <= linked, on_a_resource - linked
+
+
+def test_stateful_sequences_answer_as_documented(merchant):
+    made = []
+
+    class Scenarios(schema.as_state_machine()):
+        def setup(self):
+            # Each scenario starts from the same (empty) account: Hypothesis replays choices, and answers that
+            # depend on what earlier scenarios left behind would make its generation non-deterministic.
+            Refund.objects.filter(payment__owner_user=merchant).delete()
+            PaymentEvent.objects.filter(payment__owner_user=merchant).delete()
+            IdempotencyRecord.objects.filter(owner_user=merchant).delete()
+            Payment.objects.filter(owner_user=merchant).delete()
+
+        def get_call_kwargs(self, case):
+            return {"headers": merchant.auth_headers}
+
+        def after_call(self, response, case):
+            super().after_call(response, case)
+            # A worker that takes payments of an even amount at once (the sandbox bank charges them); odd ones
+            # stay pending. So the links reach cancelable payments and refundable ones alike.
+            if case.operation.label == f"POST {PAYMENTS}" and response.status_code == 202:
+                made.append(response.json()["id"])
+                if response.json()["amount"] % 2 == 0:
+                    payment_process(payment_id=response.json()["id"])
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            checks = [*CHECKS, use_after_free, ensure_resource_availability]
+            case.validate_response(response, checks=checks, recorder=self.recorder)
+
+    Scenarios.run(settings=STATEFUL)
+    # and the scenarios really made payments (not only refused requests)
+    assert made
