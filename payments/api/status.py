@@ -107,22 +107,32 @@ async def wait_for_change(payment_id, baseline_seq: int, timeout: float) -> dict
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     receiver = None
+    listening = channel is not None
     try:
         document = await _load_document(payment_id)
         while document["seq"] == baseline_seq and (remaining := deadline - loop.time()) > 0:
-            if channel is None:
+            if not listening:
                 await asyncio.sleep(min(remaining, RECHECK_SECONDS))
                 document = await _load_document(payment_id)
                 continue
             receiver = receiver or asyncio.ensure_future(layer.receive(channel))
             done, _ = await asyncio.wait({receiver}, timeout=min(remaining, RECHECK_SECONDS))
-            if done:
-                message, receiver = receiver.result(), None
-                pushed = message.get("payment") or {}
-                if pushed.get("seq", 0) > baseline_seq:
-                    document = pushed
-            else:
+            if not done:
                 document = await _load_document(payment_id)
+                continue
+            finished, receiver = receiver, None
+            try:
+                message = finished.result()
+            except Exception:
+                # Redis went away mid-wait (restarted, paused past a timeout): the push was only a hint, the
+                # database is the record; read it until the wait is over rather than answer 500.
+                logger.warning("long-poll: channel layer failed mid-wait, reading the database only", exc_info=True)
+                listening = False
+                document = await _load_document(payment_id)
+                continue
+            pushed = message.get("payment") or {}
+            if pushed.get("seq", 0) > baseline_seq:
+                document = pushed
         return document
     finally:
         if receiver is not None:
