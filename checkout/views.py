@@ -74,9 +74,20 @@ def _quantity(request, default: int) -> int:
         return default
 
 
+def _posted_product(request, **filters) -> Product:
+    """The product a cart form names; 404 for one we do not sell, or for an id that is not a number at all."""
+    try:
+        product_id = int(request.POST.get("product_id", ""))
+    except ValueError:
+        raise Http404("No such product.") from None
+    if not 0 < product_id < 2**63:  # past a bigint, PostgreSQL would refuse the lookup itself
+        raise Http404("No such product.")
+    return get_object_or_404(Product, pk=product_id, **filters)
+
+
 @require_POST
 def cart_add_view(request):
-    product = get_object_or_404(Product, pk=request.POST.get("product_id"), is_active=True)
+    product = _posted_product(request, is_active=True)
     if product.stock <= 0:
         messages.error(request, f"Sorry, {product.name} is out of stock.")
         return redirect("checkout:catalog")
@@ -87,7 +98,7 @@ def cart_add_view(request):
 
 @require_POST
 def cart_update_view(request):
-    product = get_object_or_404(Product, pk=request.POST.get("product_id"))
+    product = _posted_product(request)
     quantity = 0 if "remove" in request.POST else _quantity(request, 1)
     cart_set_quantity(request.session, product=product, quantity=quantity)
     return redirect("checkout:cart")

@@ -15,6 +15,7 @@ from channels.security.websocket import OriginValidator, WebsocketDenier  # noqa
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from config.redaction import redact_card_data  # noqa: E402
 from payments.routing import websocket_urlpatterns  # noqa: E402
 
 # Benchmark-only sockets (`make bench`, scenario 5's floor), routed only when BENCH_ENDPOINTS is on, as
@@ -56,7 +57,26 @@ def _daphne_leaves_request_bodies_to_the_application() -> None:
     http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
 
 
+def _daphne_access_log_without_card_data() -> None:
+    """daphne writes its access log (the request line, query string included) straight to a stream, past the
+    logging formatter that scrubs card data: a card number or CVC put in a URL would be written as it is. Its
+    CLI builds the log writer after loading this module, from the name in daphne.cli, so that name is given a
+    writer that scrubs the line first."""
+    cli = sys.modules.get("daphne.cli")
+    if cli is None or getattr(cli.AccessLogGenerator, "scrubs_card_data", False):
+        return
+
+    class AccessLogGenerator(cli.AccessLogGenerator):
+        scrubs_card_data = True
+
+        def write_entry(self, host, date, request, *args, **kwargs):
+            super().write_entry(host, date, redact_card_data(request), *args, **kwargs)
+
+    cli.AccessLogGenerator = AccessLogGenerator
+
+
 _daphne_leaves_request_bodies_to_the_application()
+_daphne_access_log_without_card_data()
 
 application = ProtocolTypeRouter(
     {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
+from django.core.exceptions import PermissionDenied
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 CLEANSED = SafeExceptionReporterFilter.cleansed_substitute
@@ -26,9 +27,11 @@ CARD_FIELD_VALUE = re.compile(
     re.I,
 )
 CARD_FIELD_DIGITS = re.compile(rf"(?P<name>{_CARD_FIELD}\s+)(?P<value>\d(?:[ -]?\d)*)", re.I)
-# 12 to 19 digits, optionally grouped by single spaces or dashes: a card number if it passes Luhn (and is not
-# the start of a UUID whose first groups happen to be digits only).
-DIGIT_RUN = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?!\d)")
+# 12 to 19 digits, optionally grouped by a dash, a slash, an underscore or a few spaces: a card number if it passes
+# Luhn (and is not the start of a UUID whose first groups happen to be digits only). Not dots or colons: a log
+# line's timestamp and the floats in it must stay readable (free text with any separator is refused at the door,
+# payments/text.py).
+DIGIT_RUN = re.compile(r"(?<![\d-])\d(?:(?: {1,4}|[-/_])?\d){11,18}(?!\d)")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 
@@ -121,3 +124,14 @@ class CardDataRedactingFormatter(logging.Formatter):
 
     def format(self, record):
         return redact_card_data(super().format(record))
+
+
+class PermissionDeniedWithoutTraceback(logging.Filter):
+    """Django logs every 403 with the PermissionDenied's traceback: a refused request is not an error of ours,
+    and one line says all there is to say (a flood of forged requests must not flood the log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], PermissionDenied):
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -8,6 +8,7 @@ from django.contrib.admin import helpers
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
+from rest_framework.authtoken.models import TokenProxy
 
 from checkout.money import format_money
 from payments.models import Actor, BlockedCard, Payment, PaymentEvent, PaymentStatus, Refund
@@ -340,3 +341,9 @@ class PaymentAdmin(admin.ModelAdmin):
 class BlockedCardAdmin(admin.ModelAdmin):
     list_display = ("card_fingerprint", "reason", "created_at")
     search_fields = ("=card_fingerprint",)
+
+
+# DRF's token admin lists every API client's token in full to anyone holding authtoken.view_tokenproxy: a
+# view-only staff role would read a merchant's credential and refund as that merchant. Tokens are issued and
+# rotated with `manage.py drf_create_token [-r] <user>` (docs/operations.md), never shown in the admin.
+admin.site.unregister(TokenProxy)

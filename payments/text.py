@@ -29,10 +29,12 @@ MAX_FREE_TEXT_LENGTH = 10_000
 # Kept though they are format (Cf) characters: words in Persian and in Indic scripts need them.
 JOINERS = frozenset("\u200c\u200d")
 MULTILINE_WHITESPACE = frozenset("\t\n")
-# Between digit groups: whitespace (NBSP and thin spaces too) and the dashes a keyboard or a paste produces.
-SEPARATOR = r"[\s\-\u2010-\u2015\u2212]"
+# Between digit groups: anything that is neither a letter nor a digit (spaces of every kind, dashes, dots,
+# slashes, commas, plus signs, brackets, underscores...), a few at most: "4242.4242.4242.4242" and
+# "(4242) 4242    4242 4242" are card numbers as much as "4242 4242 4242 4242" is.
+SEPARATOR = r"[\W_]"
 # A run of digit groups; \d is any script's decimal digit on purpose.
-DIGIT_RUN = re.compile(rf"\d+(?:{SEPARATOR}{{1,3}}\d+)*")
+DIGIT_RUN = re.compile(rf"\d+(?:{SEPARATOR}{{1,4}}\d+)*")
 DIGIT_GROUP = re.compile(r"\d+")
 
 UNPRINTABLE_MESSAGE = (
@@ -62,8 +64,8 @@ def _a_card_we_know(digits: str) -> bool:
 
 
 def contains_card_number(value: str) -> bool:
-    """Whether `value` holds a card number: a run of 13 to 19 digits (spaces or dashes between them) that passes
-    the Luhn check.
+    """Whether `value` holds a card number: a run of 13 to 19 digits (up to four characters that are neither
+    letters nor digits between groups) that passes the Luhn check.
 
     Also a card number typed in one run with what came before or after it ("4242 4242 4242 4242 12 30"): whole
     digit groups at either end of the run, but only when they look like a card we take (its brand's prefix and

@@ -15,6 +15,7 @@ from payments.services.idempotency import (
     Replay,
     idempotency_answer,
     idempotency_key_parse,
+    idempotency_key_spent,
     idempotency_record,
     request_fingerprint,
 )
@@ -33,15 +34,13 @@ def _replayed(answer: Replay) -> Response:
 class IdempotentWrite:
     """Usage: `early = write.start(Serializer)`; return `early` if it is not None; else do the slow work that
     writes nothing of ours (the vault call), then `return write.commit(fn)` where `fn(key)` creates the object
-    with the key on it and returns (status, body, headers).
-
-    `spent(key)` says whether this client already has an object under the key (used only when the stored
-    answer has been purged, after IDEMPOTENCY_KEY_TTL).
+    with the key on it and returns (status, body, headers). If `fn` refuses for a reason of the business (a
+    refund finds nothing left to refund), ask `first_answer()` before answering: a same-key request may have
+    won the race, and its answer is this one's too.
     """
 
-    def __init__(self, request, *, spent: Callable[[str], bool]):
+    def __init__(self, request):
         self.request = request
-        self.spent = spent
         self.key: str | None = None
         self.fingerprint: str | None = None
         self.data: dict | None = None
@@ -60,7 +59,9 @@ class IdempotentWrite:
         self.data = dict(serializer.validated_data)
         self.data.pop("card", None)  # the raw card input; `card_details` stands for it from here on
         self.fingerprint = request_fingerprint(method=self.request.method, path=self.request.path, request=self.data)
-        return self._first_answer(check_spent=False)  # spent keys are rare: the insert's conflict finds them
+        # Checked before anything is written: after its answer is purged a key still made its payment (or
+        # refund), and must not make an object of the other kind either (two indexed lookups).
+        return self.first_answer()
 
     def commit(self, write: Callable[[str], tuple[int, dict, dict]]) -> Response:
         """Run `write` and record its answer in one transaction. If another request with this key got there
@@ -77,7 +78,7 @@ class IdempotentWrite:
                     headers=headers,
                 )
         except IntegrityError:
-            answer = self._first_answer(check_spent=True)
+            answer = self.first_answer()
             if answer is not None:
                 return answer
             raise  # not the key's constraints: a real bug, a real 500
@@ -93,17 +94,23 @@ class IdempotentWrite:
             )
         return Response(body, status=status, headers=headers)
 
-    def _first_answer(self, *, check_spent: bool) -> Response | None:
+    def first_answer(self) -> Response | None:
+        """The answer already given for this key: its replay, 422 if it answered another request (or, its
+        answer purged, made something), or None if the key is unused."""
+        stored = self._stored_answer()
+        if stored is not None or not idempotency_key_spent(user=self.request.user, key=self.key):
+            return stored
+        # The key made something. Either its answer was purged, or a same-key request committed between our two
+        # reads (its object and its answer commit together): one more look tells which.
+        return self._stored_answer() or problem_response(
+            status=422,
+            code="idempotency_key_reused",
+            detail="This Idempotency-Key was used more than its retention period ago; use a new key.",
+        )
+
+    def _stored_answer(self) -> Response | None:
         try:
             answer = idempotency_answer(user=self.request.user, key=self.key, fingerprint=self.fingerprint)
         except IdempotencyKeyReused as error:
             return problem_response(status=422, code="idempotency_key_reused", detail=str(error))
-        if answer is not None:
-            return _replayed(answer)
-        if check_spent and self.spent(self.key):
-            return problem_response(
-                status=422,
-                code="idempotency_key_reused",
-                detail="This Idempotency-Key was used more than its retention period ago; use a new key.",
-            )
-        return None
+        return _replayed(answer) if answer is not None else None

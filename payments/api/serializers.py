@@ -53,11 +53,9 @@ class PaymentCreateSerializer(serializers.Serializer):
     amount = StrictIntegerField(min_value=1, help_text="In the currency's minor units (cents for USD).")
     currency = serializers.ChoiceField(choices=sorted(SUPPORTED_CURRENCIES), help_text="ISO 4217, upper case.")
     card = CardInputSerializer()
-    description = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default="", validators=[plain_text]
-    )
+    description = StrictCharField(max_length=255, required=False, allow_blank=True, default="", validators=[plain_text])
     metadata = MetadataField(
-        child=serializers.CharField(max_length=MAX_METADATA_VALUE_LENGTH, allow_blank=True, validators=[plain_text]),
+        child=StrictCharField(max_length=MAX_METADATA_VALUE_LENGTH, allow_blank=True, validators=[plain_text]),
         required=False,
         default=dict,
         help_text=f"Up to {MAX_METADATA_KEYS} keys of at most {MAX_METADATA_KEY_LENGTH} characters.",
@@ -83,9 +81,7 @@ class RefundCreateSerializer(serializers.Serializer):
     amount = StrictIntegerField(
         min_value=1, required=False, help_text="Minor units; by default everything still refundable."
     )
-    reason = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default="", validators=[plain_text]
-    )
+    reason = StrictCharField(max_length=255, required=False, allow_blank=True, default="", validators=[plain_text])
 
 
 class PaymentListFilterSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
@@ -88,6 +89,18 @@ class PaymentCursorPagination(CursorPagination):
     max_page_size = 100
     page_size_query_param = "limit"
 
+    def decode_cursor(self, request):
+        """DRF hands a cursor's position to the query unchecked: a forged one ("p=2026") would be a 500."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(cursor.position) is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
+
 
 class PaymentsView(PrivateAPIView):
     @extend_schema(
@@ -137,9 +150,7 @@ class PaymentsView(PrivateAPIView):
     )
     def post(self, request):
         user = _require_user(request)
-        write = IdempotentWrite(
-            request, spent=lambda key: Payment.objects.filter(owner_user=user, idempotency_key=key).exists()
-        )
+        write = IdempotentWrite(request)
         early = write.start(PaymentCreateSerializer)
         if early is not None:
             return early
@@ -257,9 +268,7 @@ class PaymentRefundsView(PrivateAPIView):
     def post(self, request, payment_id):
         user = _require_user(request)
         payment = payment_for_refunder(user, payment_id)
-        write = IdempotentWrite(
-            request, spent=lambda key: Refund.objects.filter(requested_by=user, idempotency_key=key).exists()
-        )
+        write = IdempotentWrite(request)
         early = write.start(RefundCreateSerializer)
         if early is not None:
             return early
@@ -274,6 +283,10 @@ class PaymentRefundsView(PrivateAPIView):
         try:
             return write.commit(create)
         except RefundNotAllowed as refused:
+            # A same-key request that won the race left nothing to refund: its answer is ours.
+            answer = write.first_answer()
+            if answer is not None:
+                return answer
             status = 409 if refused.code == "payment_not_refundable" else 422
             return problem_response(status=status, code=refused.code, detail=refused.message)
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from payments.cards import CardDetails, card_fingerprint
-from payments.models import IdempotencyRecord
+from payments.models import IdempotencyRecord, Payment, Refund
 
 MAX_KEY_LENGTH = 255
 
@@ -82,6 +82,15 @@ def idempotency_answer(*, user, key: str, fingerprint: str) -> Replay | None:
     if record.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
     return Replay(status=record.response_status, body=record.response_body, headers=record.response_headers)
+
+
+def idempotency_key_spent(*, user, key: str) -> bool:
+    """Whether this client's key already made a payment or a refund, whatever became of its stored answer. One
+    key, one object of either kind: after the answer is purged, a payment's key cannot make a refund either."""
+    return (
+        Payment.objects.filter(owner_user=user, idempotency_key=key).exists()
+        or Refund.objects.filter(requested_by=user, idempotency_key=key).exists()
+    )
 
 
 def idempotency_record(*, user, key: str, fingerprint: str, status: int, body: dict, headers: dict) -> None:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
@@ -75,17 +76,27 @@ KINDS = (
 def _drive(kind: _Unsettled, *, now, limit: int, done: Counter) -> None:
     due = kind.model.objects.filter(status__in=UNSETTLED, recheck_at__lte=now).order_by("recheck_at")
     for object_id, status in due.values_list("id", "status")[:limit]:
-        if status == PaymentStatus.PROCESSING:
-            try:
-                kind.mark_unknown(object_id)
-                done[f"{kind.name}_lease_expired"] += 1
-            except TransitionNotAllowed:
-                continue  # the worker answered in the meantime
-        # Look again later in any case: if the job we queue now is lost too, the next pass re-drives it.
-        waiting = PaymentStatus.PENDING if status == PaymentStatus.PENDING else PaymentStatus.UNKNOWN
-        kind.model.objects.filter(pk=object_id, status=waiting).update(recheck_at=recheck_at_for(waiting))
-        if kind.enqueue(object_id):
-            done[f"{kind.name}_requeued"] += 1
+        try:
+            _drive_one(kind, object_id, status, done)
+        except DatabaseError as error:
+            # One row held by a stalled transaction (a worker paused inside tx 2) must not stall the rest: its
+            # lock wait times out, and the next pass tries it again.
+            logger.warning("reconciler: %s %s skipped this pass (%s)", kind.name, object_id, type(error).__name__)
+            done[f"{kind.name}_skipped_busy"] += 1
+
+
+def _drive_one(kind: _Unsettled, object_id, status: str, done: Counter) -> None:
+    if status == PaymentStatus.PROCESSING:
+        try:
+            kind.mark_unknown(object_id)
+            done[f"{kind.name}_lease_expired"] += 1
+        except TransitionNotAllowed:
+            return  # the worker answered in the meantime
+    # Look again later in any case: if the job we queue now is lost too, the next pass re-drives it.
+    waiting = PaymentStatus.PENDING if status == PaymentStatus.PENDING else PaymentStatus.UNKNOWN
+    kind.model.objects.filter(pk=object_id, status=waiting).update(recheck_at=recheck_at_for(waiting))
+    if kind.enqueue(object_id):
+        done[f"{kind.name}_requeued"] += 1
 
 
 # Housekeeping of higher apps, run on each pass: they register here (in their AppConfig.ready) because this

@@ -111,3 +111,14 @@ def test_what_is_not_card_data_is_left_alone(text):
     from config.redaction import redact_card_data
 
     assert redact_card_data(text) == text
+
+
+@pytest.mark.integration
+def test_the_servers_access_log_never_shows_card_data_put_in_a_url(live_stack):
+    import httpx
+
+    for path in ("/api/v1/payments", "/checkout", "/nowhere"):
+        httpx.get(f"{live_stack.http_url}{path}?card_number=4111111111111111&cvc=321&number=4000+0566+5566+5556")
+    logs = live_stack.logs()
+    assert "GET /api/v1/payments?card_number=" in logs  # the line is there...
+    assert "4111111111111111" not in logs and "cvc=321" not in logs and "5556" not in logs  # ...without the card

@@ -106,3 +106,45 @@ def test_a_refund_retried_while_the_first_stalls_past_every_timer_refunds_once(s
     assert final.status_code == 202
     assert list(Refund.objects.values_list("amount", flat=True)) == [1000]
     assert {answer.status_code for answer in answers} <= {202, 503}
+
+
+def test_a_refund_retried_while_the_first_is_mid_write_gets_the_first_answer_not_a_refusal(stall):
+    api = client_for("merchant")
+    payment = create(api).json()
+    payment_process(payment_id=payment["id"])
+
+    def refund_all(client):
+        return client.post(payment["links"]["refunds"], {}, format="json", HTTP_IDEMPOTENCY_KEY="refund-all")
+
+    answers: list = []
+    # given: the payment's row is held for a moment (a slow transaction), so both requests queue on its lock
+    stall("SELECT 1 FROM payments_payment WHERE id = %s FOR UPDATE", payment["id"])
+    threads = [_send_in_thread(api, answers, refund_all) for _ in range(2)]
+    time.sleep(1)
+    stall("ROLLBACK")
+    for thread in threads:
+        thread.join(30)
+    # then: one refund, and both requests answer with it (the second is the replay, not "nothing to refund")
+    assert [answer.status_code for answer in answers] == [202, 202], [a.content for a in answers]
+    assert {answer.json()["id"] for answer in answers} == {str(Refund.objects.get().pk)}
+
+
+def test_a_lock_wait_past_its_timeout_anywhere_is_a_503_with_retry_after_not_a_500(stall):
+    api = client_for("merchant")
+    # given: the table the first lookup reads is locked (a migration waiting in the lock queue, a VACUUM FULL)
+    stall("LOCK TABLE payments_idempotencyrecord IN ACCESS EXCLUSIVE MODE")
+    # when / then
+    response = create(api, key="busy")
+    assert (response.status_code, response["Retry-After"]) == (503, "2")
+    assert response.json()["code"] == "service_unavailable"
+    stall("ROLLBACK")
+    assert create(api, key="busy").status_code == 202
+
+
+def test_a_shop_page_whose_lookup_times_out_is_a_503_page(stall, product):
+    from django.test import Client
+
+    stall("LOCK TABLE checkout_product IN ACCESS EXCLUSIVE MODE")
+    page = Client().get("/")
+    assert (page.status_code, page["Retry-After"]) == (503, "2")
+    assert "try again" in page.content.decode()

@@ -365,3 +365,34 @@ def test_no_cache_ever_keeps_an_api_answer(api):
     for path in (payment["links"]["self"], payment["links"]["refunds"], "/api/v1/payments"):
         assert api.get(path)["Cache-Control"] == "private, no-store", path
     assert api.get(payment["links"]["status"])["Cache-Control"] == "private, no-cache"  # revalidated by ETag
+
+
+@pytest.mark.parametrize("position", ["2026", "\x00", "not-a-date"])
+def test_a_forged_list_cursor_is_a_404_not_a_500(api, position):
+    import base64
+    from urllib.parse import urlencode
+
+    cursor = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    assert_problem(api.get("/api/v1/payments", {"cursor": cursor}), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"description": 123}, "description"),
+        ({"description": 12.5}, "description"),
+        ({"metadata": {"k": 1}}, "metadata"),
+    ],
+)
+def test_free_text_fields_take_json_strings_only(api, change, param):
+    problem = assert_problem(create(api, {**BODY, **change}), 422, "validation_error")
+    assert problem["param"].startswith(param)
+    assert not Payment.objects.exists()
+
+
+def test_a_payments_key_cannot_make_a_refund_after_its_answer_is_purged(api):
+    payment = create(api, key="k-5").json()
+    payment_process(payment_id=payment["id"])
+    IdempotencyRecord.objects.all().delete()  # the reconciler's purge, 24 h later
+    assert_problem(refund(api, payment, key="k-5"), 422, "idempotency_key_reused")
+    assert not Refund.objects.exists()

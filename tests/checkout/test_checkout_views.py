@@ -196,3 +196,9 @@ def test_an_unreachable_vault_is_a_503_page_that_keeps_the_form_and_records_noth
     problem = client.post("/checkout", form, HTTP_ACCEPT="application/json")
     assert (problem.status_code, problem.json()["code"], problem["Retry-After"]) == (503, "service_unavailable", "5")
     assert not Payment.objects.exists() and not Order.objects.exists()
+
+
+@pytest.mark.parametrize("product_id", ["abc", "", "1e3", "99999999999999999999999", "-1"])
+@pytest.mark.parametrize("path", ["/cart/add", "/cart/update"])
+def test_a_cart_form_naming_no_product_is_a_404_not_a_500(client, db, path, product_id):
+    assert client.post(path, {"product_id": product_id}).status_code == 404

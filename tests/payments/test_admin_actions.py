@@ -489,3 +489,18 @@ def test_the_payment_page_never_shows_the_vault_token(db, make_payment):
     assert page.status_code == 200
     assert payment.card_last4 in page.content.decode()
     assert payment.card_token not in page.content.decode()
+
+
+def test_no_admin_page_lists_api_tokens_even_to_staff_allowed_to_view_them(db):
+    # given: a "view everything" staff role, and a merchant's API token
+    from rest_framework.authtoken.models import Token
+
+    merchant = User.objects.create_user(username="merchant-with-token")
+    token = Token.objects.create(user=merchant)
+    viewer = User.objects.create_user(username="viewer-tokens", password="x", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_tokenproxy", "view_payment"]))
+    browser = Client()
+    browser.force_login(viewer)
+    # then: there is no token page to read it from
+    assert browser.get("/admin/authtoken/tokenproxy/").status_code == 404
+    assert token.key not in browser.get("/admin/").content.decode()

@@ -25,6 +25,14 @@ from payments.text import MAX_FREE_TEXT_LENGTH, contains_card_number, free_text_
         "⁴²⁴² ⁴²⁴² ⁴²⁴² ⁴²⁴²",  # superscripts
         "④②④② ④②④② ④②④② ④②④②",  # circled
         "𝟒𝟐𝟒𝟐𝟒𝟐𝟒𝟐𝟒𝟐𝟒𝟐𝟒𝟐𝟒𝟐",  # mathematical bold
+        # any separators that are neither letters nor digits, a few at a time
+        "4242.4242.4242.4242",
+        "4242/4242/4242/4242",
+        "4242_4242_4242_4242",
+        "4242,4242,4242,4242",
+        "4242+4242+4242+4242",
+        "4242    4242    4242    4242",
+        "(4242) 4242 4242 4242",
     ],
 )
 def test_card_numbers_are_found_however_they_are_typed(text):

@@ -54,3 +54,21 @@ def test_only_the_queue_dashboard_relaxes_the_policy_for_django_rqs_inline_code(
     dashboard = operator.get("/admin/rq/")["Content-Security-Policy"]
     assert "'unsafe-inline'" in dashboard
     assert "'unsafe-inline'" not in operator.get("/admin/")["Content-Security-Policy"]
+
+
+def test_a_refused_request_is_one_log_line_not_a_traceback(db):
+    import io
+    import logging
+
+    console = next(h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler))
+    written = io.StringIO()
+    previous = console.setStream(written)
+    try:
+        for _ in range(3):
+            assert _staff("viewer", "view_payment").get("/admin/rq/").status_code == 403
+            get_user_model().objects.filter(username="viewer").delete()
+    finally:
+        console.setStream(previous)
+    lines = [line for line in written.getvalue().splitlines() if line.strip()]
+    assert len(lines) == 3 and all("Forbidden" in line for line in lines), lines
+    assert "Traceback" not in written.getvalue()

@@ -151,3 +151,30 @@ def test_reconciler_command_once_runs_one_pass(make_payment, redis_client, keep_
     # then
     assert "reconciled: {'payments_requeued': 1}" in out.getvalue()
     assert django_rq.get_queue("payments").job_ids == [f"payment-{payment.pk}"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_held_by_a_stalled_transaction_does_not_stall_the_rest_of_the_pass(make_payment):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and their timeouts are PostgreSQL's")
+    import psycopg
+
+    # given: payment X past its lease, its row held by a stalled transaction; payment Y pending past its grace
+    stuck, waiting = make_payment(), make_payment()
+    django_rq.get_queue("payments").empty()  # Y's job was lost
+    payment_transition(payment_id=stuck.pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER)
+    Payment.objects.filter(pk__in=[stuck.pk, waiting.pk]).update(recheck_at=timezone.now() - timedelta(seconds=1))
+    Payment.objects.filter(pk=stuck.pk).update(recheck_at=timezone.now() - timedelta(seconds=60))  # sorts first
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+    ) as holder:
+        holder.execute("SELECT 1 FROM payments_payment WHERE id = %s FOR UPDATE", (stuck.pk,))
+        # when
+        done = payments_reconcile()
+    # then: X is skipped for this pass, Y is re-driven all the same
+    assert done["payments_skipped_busy"] == 1
+    assert done["payments_requeued"] == 1
+    assert Payment.objects.get(pk=stuck.pk).status == PaymentStatus.PROCESSING  # the next pass takes it

@@ -1,0 +1,44 @@
+"""A database that is busy is not a bug: a lock wait or a statement past its timeout, or a lost connection,
+answers 503 with Retry-After (problem+json on the API, a page elsewhere) and one log line, wherever in the
+request it happens (authentication, a lookup, a write). Views that can say more (the checkout's submit, an
+API write that knows nothing was created) catch it themselves first."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import OperationalError
+from django.shortcuts import render
+
+from payments.api.problems import problem_json
+
+logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = "2"
+
+
+class DatabaseBusyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OperationalError):
+            return None
+        cause = exception.__cause__ or exception
+        logger.warning("database busy: %s %s (%s)", request.method, request.path, type(cause).__name__)
+        if request.path.startswith("/api/"):
+            return problem_json(
+                status=503,
+                code="service_unavailable",
+                instance=request.path,
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+                detail=(
+                    "The database is busy right now. Retry after Retry-After seconds; a write sent with an "
+                    "Idempotency-Key is safe to retry with the same key."
+                ),
+            )
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
