@@ -2,11 +2,11 @@
 
 Every API operation comes from the OpenAPI document the app serves (/api/v1/schema, generated now), so an endpoint
 added tomorrow fails `test_every_api_operation_has_a_row` until someone writes down who may call it. Beside the API:
-the payment WebSocket, the checkout and wait pages, the admin's refund and cancel actions (both steps) and the RQ
-dashboard. Each cell is asked by a real caller over the real surface (no view is called directly, nothing is
-mocked), each in a savepoint rolled back after it, so every caller meets the same world; every answer that is not
-the cell's permitted write must leave the database (and the job queue) exactly as it was, and no answer to a
-stranger may carry anything of someone else's payment.
+the payment WebSocket, the checkout and wait pages (and an order's "try another card"), the admin's refund and cancel
+actions (both steps) and the RQ dashboard. Each cell is asked by a real caller over the real surface (no view is
+called directly, nothing is mocked), each in a savepoint rolled back after it, so every caller meets the same world;
+every answer that is not the cell's permitted write must leave the database (and the job queue) exactly as it was,
+and no answer to a stranger may carry anything of someone else's payment.
 
 The callers (tests/security/conftest.py, World):
   merchant       the API client (DRF token, holds refund_payment) that created the "api" payment
@@ -126,6 +126,11 @@ MATRIX: dict[str, dict[str, tuple]] = {
         "shop":   (404,      200,      404,         404,          404,      404,       404),
         "guess":  (404,      404,      404,         404,          404,      404,       404),
     },
+    # "try another card": the payer's paid order has nothing to retry, so it is sent back to its wait page
+    "POST /orders/{number}/retry": {
+        "shop":   (404,      302,      404,         404,          404,      404,       404),
+        "guess":  (404,      404,      404,         404,          404,      404,       404),
+    },
     # --- the admin: staff only; money moves only with the permission, and only after the confirmation page ---
     "GET /admin/payments/payment/": {
         "-":      (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    200,       200),
@@ -172,7 +177,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
 WRITES = {202, REFUNDED, CANCELED, EMPTIED}
 # Who owns which target (for "a stranger learns nothing" and "a stranger's answer carries nothing of it").
 OWNER = {"api": "merchant", "shop": "payer"}
-PAYMENT_ID_SURFACES = ("/api/v1/payments/{payment_id}", "WS ", "/wait")
+PAYMENT_ID_SURFACES = ("/api/v1/payments/{payment_id}", "WS ", "/wait", "/retry")
 
 
 def _is_socket(what: str) -> bool:
@@ -301,6 +306,10 @@ def _ask(world: World, caller, what: str, target: str):
     if what.endswith("/wait"):
         response = caller.get(f"/payments/{_target_ids(world, target)[0]}/wait")
         return response, response.status_code
+    if what.endswith("/retry"):
+        number = world.shop_payment.order.number if target == "shop" else uuid.uuid4().hex[:12].upper()
+        response = caller.post_form(f"/orders/{number}/retry", {})
+        return response, response.status_code
     if what.startswith("POST admin action"):
         return _admin_action(world, caller, what)
     method, path = what.split(" ", 1)
@@ -348,7 +357,7 @@ def _ask_everyone(world: World, what: str, target: str) -> tuple[dict, list[str]
             problems.append(
                 f"{what} [{target}] {name}: answered {answers[name]} but wrote: {before} -> {_snapshot(world)}"
             )
-        if what.split(" ", 1)[1].startswith(("/api/v1/payments", "/checkout", "/payments/")):
+        if what.split(" ", 1)[1].startswith(("/api/v1/payments", "/checkout", "/payments/", "/orders/")):
             problems += [
                 f"{what} [{target}] {leak}" for leak in _carries_nothing_of_others(world, name, response.content)
             ]
