@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments.api import docs
-from payments.api.idempotent import IdempotentWrite
+from payments.api.idempotent import IdempotentWrite, InvalidBody
 from payments.api.problems import problem_response
 from payments.api.serializers import (
     PaymentCreateSerializer,
@@ -213,12 +213,17 @@ class PaymentCancelView(PrivateAPIView):
             202: OpenApiResponse(PaymentStatusDocument, description="Canceled (it was still pending)."),
             409: docs.problem("A worker is processing it: wait for its outcome", "payment_processing", 409),
             410: docs.problem("It already has an outcome", "payment_final", 410),
+            422: docs.problem("A body was sent: cancel takes none", "validation_error", 422),
             403: docs.CSRF_FAILED,
             **docs.COMMON_ERRORS,
         },
     )
     def post(self, request, payment_id):
         payment = payment_for_viewer(request, payment_id)
+        # Reading the body applies the API's rules to it (JSON only: 415; too deep: 400; too large: 413), and a
+        # body that says anything is refused rather than ignored: a client sending one meant something else.
+        if request.data:
+            raise InvalidBody({"non_field_errors": ["Cancel takes no body (or an empty JSON object)."]})
         try:
             payment = payment_cancel(
                 payment_id=payment.pk,
