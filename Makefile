@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint migrate clean browser bench
+.PHONY: install run test lint migrate clean browser bench chaos
 
 # .venv is (re)built when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -42,6 +42,12 @@ test: install browser
 # The benchmarks (docs/benchmarks.md): a few minutes; BENCH_ARGS=--quick for a smoke run.
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Faults injected under load, then every loss counted (docs/reliability.md): about 15 minutes, PostgreSQL only
+# (the harness drops and creates its own database, checkout_chaos, on that server); CHAOS_ARGS=--ci for the
+# CI-sized run (< 5 minutes). Exits 1 if any counter is not zero.
+chaos: install
+	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout_chaos}" $(PY) -m bench.chaos $(CHAOS_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,17 @@
+"""`make chaos`: the real stack under load while things break on purpose, then every loss counted.
+
+python -m bench.chaos [--ci]
+
+- plan.py      what a run does: the load's size and mix, the shortened timers, the fault schedule;
+- stack.py     the processes (bench/stack.py's Stack, plus a Valkey the harness owns and restarts, the
+               reconciler, and a supervisor that restarts what dies, as runstack would);
+- faults.py    the injectors: SIGKILL/SIGSTOP of workers, Redis restarted empty and paused, PostgreSQL
+               connections killed and a table locked, daphne restarted, the sandbox bank failing in bursts;
+- clients.py   the clients, through the public surfaces only: API merchants (Idempotency-Key retries,
+               refunds), browser-like shoppers (cart, checkout form), WebSocket waiters; and their log;
+- counters.py  what is counted afterwards, from the database, the bank's ledger and the client log;
+- search.py    every card number and CVC used, searched in pg_dump, Redis and every log line;
+- recovery.py  how long after each fault the system settled payments at its pre-fault rate again;
+- report.py    bench/results/<stamp>-chaos[-ci].json and docs/reliability.md;
+- run.py       the run, start to finish; every process it starts is stopped, on error and Ctrl-C too.
+"""
