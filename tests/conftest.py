@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -129,8 +130,13 @@ class LiveStack:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        # Dies with pytest if pytest is killed: no server or worker outlives the run.
-        process = spawn_child(argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
+        if threading.current_thread() is threading.main_thread():
+            # Dies with pytest if pytest is killed: no server or worker outlives the run.
+            process = spawn_child(argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
+        else:
+            # PR_SET_PDEATHSIG fires when the *thread* that forked the child ends: a worker started by a test's
+            # helper thread (the soak's killer) would die with that thread. stop() still ends it.
+            process = subprocess.Popen(argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 
