@@ -7,6 +7,14 @@ forwarded only when newer than what this client already has.
 A client sends nothing but `{"type": "resume", "after_seq": N}`; every other frame (binary, not JSON, not
 that shape, an `after_seq` that is not a whole number) is ignored, as docs/api.md promises, never a reason to
 drop the socket. Resumes read the database at most once a second per socket: more often only loads it.
+
+Nothing a socket does waits for another socket's database read. Channels runs thread-sensitive sync code of
+every consumer of a process in one shared thread, and its `dispatch` sends `close_old_connections()` there
+before every message, the handshake's included; so one read waiting for a database connection (a busy pool,
+a locked table) held up every handshake behind it past daphne's 5 s handshake timeout. Under `make chaos`
+(docs/reliability.md) most sockets then failed to connect for minutes, their retries kept the queue full, and
+shoppers never learned their outcome. Reads here run on the event loop's executor threads instead, and give
+their database connection back themselves, in the thread and context that used it.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ import asyncio
 import time
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import close_old_connections
 
 from payments.models import Payment
 from payments.realtime import payment_group_name
@@ -44,16 +54,34 @@ def _resume_after_seq(content) -> int | None:
     return max(0, after_seq)
 
 
-@database_sync_to_async
-def _load_status_payload(payment_id: str) -> dict | None:
-    payment = Payment.objects.filter(pk=payment_id).first()
-    return payment_status_payload(payment) if payment else None
+def _read_status_payload(payment_id: str) -> dict | None:
+    # The connection goes back (to the pool, or closed) before the thread is handed to anyone else. Done here,
+    # around the query, rather than by channels' DatabaseSyncToAsync: off the thread-sensitive thread, its clean-up
+    # missed the connection and each read kept one from the pool for good (found on PostgreSQL with a pool).
+    close_old_connections()
+    try:
+        payment = Payment.objects.filter(pk=payment_id).first()
+        return payment_status_payload(payment) if payment else None
+    finally:
+        close_old_connections()
+
+
+# Not thread-sensitive: the ORM needs no particular thread, and a slow read must not queue the others.
+_load_status_payload = sync_to_async(_read_status_payload, thread_sensitive=False)
 
 
 class PaymentStatusConsumer(AsyncJsonWebsocketConsumer):
     group_name: str | None = None  # set once the token is checked: nothing is answered before that
     next_read_at = 0.0
     deferred_read: asyncio.Task | None = None
+
+    async def dispatch(self, message):
+        """Channels' dispatch without its `close_old_connections()` in the process's shared sync thread: this
+        consumer's only database access (`_load_status_payload`) closes old connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         payment_id = str(self.scope["url_route"]["kwargs"]["payment_id"])
