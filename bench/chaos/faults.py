@@ -75,6 +75,9 @@ class Injector:
             delay = started + fault.at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if fault.kind == plan.REDIS_RESTART:
+                # What the server holds is searched for card data before it is lost; not part of the fault.
+                await self.before_redis_restart()
             record = FaultRecord(fault.kind, fault.target, fault.at)
             self.records.append(record)
             self.log(f"FAULT {fault.kind}: {fault.target}")
@@ -119,7 +122,6 @@ class Injector:
         return f"SIGSTOP {name} (pid {child.pid}), SIGCONT after {fault.duration:g} s"
 
     async def _redis_restart(self, fault: plan.Fault) -> str:
-        await self.before_redis_restart()  # what it holds is searched for card data before it is lost
         self.stack.redis_stop()
         await asyncio.sleep(fault.duration)
         self.stack.redis_start()

@@ -51,6 +51,9 @@ def parse_args(argv):
     parser.add_argument("--ci", action="store_true", help="CI-sized: a few hundred payments, every fault once")
     parser.add_argument("--payments", type=int, default=None, help="override the profile's payment count")
     parser.add_argument("--seed", type=int, default=None, help="replay a run's random choices (default: random)")
+    parser.add_argument(
+        "--only", default="", help="investigate: fire only these faults of the schedule (e.g. db-stall,redis-pause)"
+    )
     parser.add_argument("--database-url", default=None, help="PostgreSQL server (default: DATABASE_URL)")
     parser.add_argument("--database-name", default=DATABASE_NAME, help="the run's own database (dropped, created)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
@@ -83,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     profile = plan.CI if args.ci else plan.FULL
     if args.payments:
         profile = dataclasses.replace(profile, payments=args.payments)
+    if args.only:
+        kinds = set(args.only.split(","))
+        unknown = kinds - set(plan.FAULT_KINDS)
+        if unknown:
+            raise SystemExit(f"no such fault {sorted(unknown)}; the faults are {', '.join(plan.FAULT_KINDS)}")
+        profile = dataclasses.replace(profile, faults=tuple(f for f in profile.faults if f.kind in kinds))
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     database_url = args.database_url or os.environ.get("DATABASE_URL", "")
     require_local_postgres(database_url)

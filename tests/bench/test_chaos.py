@@ -13,7 +13,7 @@ from bench.chaos.clients import ClientLog, RefundRequest, Submission, Waiter, do
 from bench.chaos.counters import count_all
 from bench.chaos.load import run_cvcs
 from bench.chaos.search import CardSearch
-from payments.models import Payment
+from payments.models import Payment, Refund
 from payments.sandbox.models import Charge
 from payments.services.payments import payment_process
 
@@ -132,6 +132,13 @@ def test_a_clean_run_counts_zero_everywhere(paid):
     log.submissions.append(_submission(paid, "visa"))
     log.waiters.append(Waiter(str(paid.pk), learned="succeeded"))
     log.refunds.append(RefundRequest(str(paid.pk), "full", "r-1", None, answer="202", accepted_amount=paid.amount))
+    # a refund the bank refused first frees its amount: the full refund accepted after it is no over-refund
+    refused = Refund.objects.create(payment=paid, amount=paid.amount, status="failed", actor="api")
+    log.refunds.append(
+        RefundRequest(
+            str(paid.pk), "full", "r-0", None, answer="202", refund_id=str(refused.pk), accepted_amount=paid.amount
+        )
+    )
     log.observe("POST /api/v1/payments", httpx.Response(202))
     log.observe(
         "POST /api/v1/payments",
