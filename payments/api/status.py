@@ -29,6 +29,7 @@ from payments.api.problems import problem_fields_for, problem_json
 from payments.api.serializers import PaymentStatusDocument
 from payments.api.throttling import ClientRateThrottle
 from payments.api.views import PAYMENT_ID, payment_for_viewer
+from payments.gateway import release_database_connection
 from payments.models import Payment
 from payments.realtime import payment_group_name
 from payments.selectors import payment_status_payload, status_etag
@@ -59,13 +60,20 @@ class PaymentStatusSchemaView(APIView):
 
 
 def _authorize(django_request, payment_id) -> Payment:
-    """As a DRF view does it: who is asking (401 for a wrong token), then their rate (429), then the payment."""
-    request = Request(django_request, authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
-    request.user  # noqa: B018 - authenticates now, so a wrong token is a 401 before the throttle asks who this is
-    throttle = ClientRateThrottle()
-    if not throttle.allow_request(request, None):
-        raise Throttled(wait=throttle.wait())
-    return payment_for_viewer(request, payment_id)
+    """As a DRF view does it: who is asking (401 for a wrong token), then their rate (429), then the payment.
+
+    The database connection goes back at once: the request's thread would otherwise keep it until the answer,
+    through a long-poll's whole wait, and a few dozen waiting long-polls then held every connection of the
+    process's pool while the requests that pay queued for one (found by `make chaos`, docs/reliability.md)."""
+    try:
+        request = Request(django_request, authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+        request.user  # noqa: B018 - authenticates now, so a wrong token is a 401 before the throttle asks who this is
+        throttle = ClientRateThrottle()
+        if not throttle.allow_request(request, None):
+            raise Throttled(wait=throttle.wait())
+        return payment_for_viewer(request, payment_id)
+    finally:
+        release_database_connection()
 
 
 def _problem_for(exc: APIException, request):
@@ -90,7 +98,10 @@ def _seq_from_if_none_match(header: str | None, payment_id) -> int | None:
 
 @database_sync_to_async
 def _load_document(payment_id) -> dict:
-    return payment_status_payload(Payment.objects.get(pk=payment_id))
+    try:
+        return payment_status_payload(Payment.objects.get(pk=payment_id))
+    finally:
+        release_database_connection()  # as in _authorize: the wait goes on without a connection
 
 
 async def wait_for_change(payment_id, baseline_seq: int, timeout: float) -> dict:
