@@ -6,6 +6,7 @@ import functools
 import logging
 
 import django_rq
+import redis
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -24,11 +25,26 @@ def refund_job_id(refund_id) -> str:
     return f"refund-{refund_id}"
 
 
+# How long the accept path (and the reconciler) may wait for Redis to answer an enqueue or a queue count.
+# django-rq's connection has no socket timeout at all: while Redis was paused (SIGSTOP, a stalled host) every
+# POST /api/v1/payments and refund waited for it, holding its thread and database connection, and clients timed
+# out (make chaos, docs/reliability.md). Past this the enqueue is given up (the record is durable; the reconciler
+# queues it) and load shedding lets the request in.
+ENQUEUE_SOCKET_TIMEOUT = 1.0
+ENQUEUE_CONNECT_TIMEOUT = 1.0
+
+
 @functools.cache
 def payments_queue():
     """One queue, and so one Redis connection pool, per process: django_rq.get_queue builds a new client on
-    every call, which cost a connection per enqueue on the accept path (make bench's profile)."""
-    return django_rq.get_queue(PAYMENTS_QUEUE)
+    every call, which cost a connection per enqueue on the accept path (make bench's profile). Only short
+    commands go through it (the workers' blocking dequeue has its own connection, payments/worker.py)."""
+    connection = redis.Redis.from_url(
+        settings.RQ_QUEUES[PAYMENTS_QUEUE]["URL"],
+        socket_timeout=ENQUEUE_SOCKET_TIMEOUT,
+        socket_connect_timeout=ENQUEUE_CONNECT_TIMEOUT,
+    )
+    return django_rq.get_queue(PAYMENTS_QUEUE, connection=connection)
 
 
 def _waiting_in_queue(queue, job_id: str) -> bool:
