@@ -16,6 +16,25 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "2"
 
 
+def database_busy_response(request, exception: OperationalError):
+    cause = exception.__cause__ or exception
+    logger.warning("database busy: %s %s (%s)", request.method, request.path, type(cause).__name__)
+    if request.path.startswith("/api/"):
+        return problem_json(
+            status=503,
+            code="service_unavailable",
+            instance=request.path,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+            detail=(
+                "The database is busy right now. Retry after Retry-After seconds; a write sent with an "
+                "Idempotency-Key is safe to retry with the same key."
+            ),
+        )
+    response = render(request, "503.html", status=503)
+    response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
 class DatabaseBusyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -26,19 +45,4 @@ class DatabaseBusyMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, OperationalError):
             return None
-        cause = exception.__cause__ or exception
-        logger.warning("database busy: %s %s (%s)", request.method, request.path, type(cause).__name__)
-        if request.path.startswith("/api/"):
-            return problem_json(
-                status=503,
-                code="service_unavailable",
-                instance=request.path,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-                detail=(
-                    "The database is busy right now. Retry after Retry-After seconds; a write sent with an "
-                    "Idempotency-Key is safe to retry with the same key."
-                ),
-            )
-        response = render(request, "503.html", status=503)
-        response["Retry-After"] = RETRY_AFTER_SECONDS
-        return response
+        return database_busy_response(request, exception)

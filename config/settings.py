@@ -82,7 +82,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # the Content-Security-Policy below
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, with a database fault while saving the session answered 503 like any other (config/sessions.py).
+    "config.sessions.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # A lock or statement timeout anywhere in a request: 503 with Retry-After, not a 500 (config/middleware.py).
     "config.middleware.DatabaseBusyMiddleware",
@@ -339,6 +340,7 @@ PAYMENTS_MAX_LONG_POLL = 30
 
 # --- Security: production defaults, relaxed only by DEBUG -----------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG
+SESSION_ENGINE = "config.sessions"  # database sessions; a save the database refuses is a 503 (see there)
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 60 * 60 * 24 * 365)

@@ -1,0 +1,47 @@
+"""A shop request whose session cannot be saved because the database is busy (a lock wait past its timeout, a
+terminated connection) answers 503 with Retry-After, like any other database fault (config/sessions.py), not
+400 "the session was deleted". Found by `make chaos` (docs/reliability.md): a cart add whose connection was
+terminated by `pg_terminate_backend` answered 400 Bad Request to a shopper who did nothing wrong."""
+
+import psycopg
+import pytest
+from django.contrib.sessions.models import Session
+from django.db import connection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("lock waits and their timeouts are PostgreSQL's; CI runs this on PostgreSQL")
+
+
+@pytest.fixture
+def sessions_locked_for_writes():
+    """Another session holding django_session for writes (reads still pass), released at exit."""
+    db = connection.settings_dict
+    holder = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=False
+    )
+
+    def lock():
+        holder.execute("LOCK TABLE django_session IN EXCLUSIVE MODE")
+
+    yield lock
+    holder.rollback()
+    holder.close()
+
+
+def test_a_session_the_database_cannot_save_is_a_503_not_a_400(client, product, sessions_locked_for_writes):
+    # given: a shopper with a session (a cart) in the database
+    assert client.post("/cart/add", {"product_id": product.pk}).status_code == 302
+    assert Session.objects.count() == 1
+    # when: their next cart change cannot be saved (the session's UPDATE waits past the lock timeout)
+    sessions_locked_for_writes()
+    response = client.post("/cart/add", {"product_id": product.pk})
+    # then: "busy, try again", as for every other database fault, and the cart is as it was
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert "try again" in response.content.decode().lower()
+    assert Session.objects.get().get_decoded()["cart"] == {str(product.pk): 1}
