@@ -88,7 +88,8 @@ class Waiter:
     began: float = 0.0
     learned: str = ""  # the outcome status the socket told
     learned_at: float = 0.0
-    via: str = ""  # "first frame" (the consumer's read on connect), "push or resume", "after reconnect"
+    # "first frame" (the consumer's read on connect), "push or resume", "after reconnect", "the answer itself"
+    via: str = ""
     connections: int = 0
     connect_failures: int = 0
     resumes: int = 0
@@ -432,6 +433,12 @@ async def websocket_wait(
 
     waiter = Waiter(document["id"], began=time.time())
     log.waiters.append(waiter)
+    if document.get("status") in OUTCOME_STATUSES:
+        # A form sent again after a lost answer is answered with the payment as it is now, which may already be
+        # final: the wait page then shows the outcome as it renders and opens no socket (a socket asked after
+        # that seq would rightly have nothing newer to tell).
+        waiter.learned, waiter.learned_at, waiter.via = document["status"], time.time(), "the answer itself"
+        return waiter
     last_seq, failures = int(document.get("seq") or 0), 0
     while time.monotonic() < stop_at():
         url = f"{ws_base(base_url)}{document['links']['websocket']}&after_seq={last_seq}"

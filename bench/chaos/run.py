@@ -54,6 +54,13 @@ def parse_args(argv):
     parser.add_argument(
         "--only", default="", help="investigate: fire only these faults of the schedule (e.g. db-stall,redis-pause)"
     )
+    parser.add_argument(
+        "--stack-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="investigate: more environment for every process of the stack (e.g. PYTHONPATH=dir of a diagnostic)",
+    )
     parser.add_argument("--database-url", default=None, help="PostgreSQL server (default: DATABASE_URL)")
     parser.add_argument("--database-name", default=DATABASE_NAME, help="the run's own database (dropped, created)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
@@ -105,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=run_dir / "logs",
         database_url=database_url,
         database_name=args.database_name,
-        extra_env=plan.stack_env(profile, faults_file=str(faults_file)),
+        extra_env={
+            **plan.stack_env(profile, faults_file=str(faults_file)),
+            **dict(item.split("=", 1) for item in args.stack_env),
+        },
     )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     load_before, started_wall, began = os.getloadavg()[0], time.time(), time.monotonic()
