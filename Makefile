@@ -43,7 +43,7 @@ test: install browser
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# Faults injected under load, then every loss counted (docs/reliability.md): about 15 minutes, PostgreSQL only
+# Faults injected under load, then every loss counted (docs/reliability.md): about 20 minutes, PostgreSQL only
 # (the harness drops and creates its own database, checkout_chaos, on that server); CHAOS_ARGS=--ci for the
 # CI-sized run (< 5 minutes). Exits 1 if any counter is not zero.
 chaos: install

@@ -83,8 +83,8 @@ def _markdown(run: dict, *, json_path: Path, chart: str | None) -> list[str]:
     )
     lines += ["", "## The command", "", "```sh"]
     lines += [
-        "make chaos                    # the full run: writes this page (about 15 minutes)",
-        "make chaos CHAOS_ARGS=--ci    # CI-sized: a few hundred payments, every fault once, < 5 minutes",
+        "make chaos                    # the full run: writes this page (about 20 minutes)",
+        "make chaos CHAOS_ARGS=--ci    # CI-sized: a few hundred payments, every fault once, < 5 minutes (.ci/run)",
         "```",
         "",
         "`make chaos` runs `python -m bench.chaos` (bench/chaos/) with `DATABASE_URL` defaulting to "
