@@ -19,7 +19,9 @@ RETRY_AFTER_SECONDS = "2"
 def database_busy_response(request, exception: OperationalError):
     cause = exception.__cause__ or exception
     logger.warning("database busy: %s %s (%s)", request.method, request.path, type(cause).__name__)
-    if request.path.startswith("/api/"):
+    # The API, and any client that asked for JSON (the checkout form sent by a script, Accept: application/json),
+    # gets the problem document a client can act on; a browser gets the page.
+    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
         return problem_json(
             status=503,
             code="service_unavailable",

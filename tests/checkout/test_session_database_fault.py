@@ -45,3 +45,16 @@ def test_a_session_the_database_cannot_save_is_a_503_not_a_400(client, product, 
     assert response["Retry-After"]
     assert "try again" in response.content.decode().lower()
     assert Session.objects.get().get_decoded()["cart"] == {str(product.pk): 1}
+
+
+def test_a_client_that_asked_for_json_gets_the_problem_document(client, product, sessions_locked_for_writes):
+    # given: a script that sends the shop's forms and asks for JSON answers, with a session in the database
+    assert client.post("/cart/add", {"product_id": product.pk}).status_code == 302
+    sessions_locked_for_writes()
+    # when: the database cannot save its session
+    response = client.post("/cart/add", {"product_id": product.pk}, HTTP_ACCEPT="application/json")
+    # then: the documented 503 (docs/api.md): a problem document it can act on, not an HTML page
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "service_unavailable"
+    assert response["Retry-After"]
