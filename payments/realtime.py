@@ -74,3 +74,10 @@ def payment_push_status(payload: dict) -> None:
             payload["seq"],
             exc_info=True,
         )
+
+
+def payment_push_on_status_changed(sender, change, **kwargs) -> None:
+    """A `status_changed` receiver (payments/events.py): after commit, every payment change is pushed to its
+    waiters. A refund's own change is not: the payment's change that a successful refund makes is."""
+    if change.kind == "payment":
+        payment_push_status(change.document)
