@@ -26,7 +26,7 @@ from checkout.services import (
     checkout_submit,
     order_lines_for_retry,
 )
-from payments.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from infrastructure.problems import PROBLEM_CONTENT_TYPE, problem_body
 from payments.gateway import GatewayError
 from payments.guests import guest_id_ensure, guest_id_from_session
 from payments.selectors import payment_get_for_viewer, payment_status_payload

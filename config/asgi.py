@@ -15,7 +15,7 @@ from channels.security.websocket import OriginValidator, WebsocketDenier  # noqa
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from config.redaction import redact_card_data  # noqa: E402
+from infrastructure.redaction import redact_card_data  # noqa: E402
 from payments.routing import websocket_urlpatterns  # noqa: E402
 
 # Benchmark-only sockets (`make bench`, scenario 5's floor), routed only when BENCH_ENDPOINTS is on, as

@@ -24,8 +24,8 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from infrastructure.problems import problem_fields_for, problem_json
 from payments.api import docs
-from payments.api.problems import problem_fields_for, problem_json
 from payments.api.serializers import PaymentStatusDocument
 from payments.api.throttling import ClientRateThrottle
 from payments.api.views import PAYMENT_ID, payment_for_viewer

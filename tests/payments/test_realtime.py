@@ -1,5 +1,5 @@
 """Status pushes from synchronous code go through one long-lived event loop per process (payments/realtime.py),
-and Django's cache shares one Redis pool per process (config/redis_pools.py): both on the real Redis."""
+and Django's cache shares one Redis pool per process (infrastructure/redis_pools.py): both on the real Redis."""
 
 import threading
 
