@@ -191,7 +191,7 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         # channels-redis's layer, with a fix for the push it loses when another consumer disconnects.
-        "BACKEND": "config.channel_layer.CancelSafeRedisChannelLayer",
+        "BACKEND": "infrastructure.overrides.channels_redis.CancelSafeRedisChannelLayer",
         # No socket timeout: the layer's reads block while a socket waits for a push, and redis-py 8's 5 s
         # default would break every WebSocket and long-poll that waits longer than that.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}], "capacity": 1000, "expiry": 30},

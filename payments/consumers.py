@@ -24,9 +24,9 @@ import time
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
-from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from infrastructure.overrides.channels_consumer import DispatchWithoutCloseOldConnections
 from payments.realtime import payment_group_name
 from payments.selectors import payment_id_from_ws_token, payment_status_document_read
 
@@ -58,18 +58,12 @@ def _resume_after_seq(content) -> int | None:
 _load_status_payload = sync_to_async(payment_status_document_read, thread_sensitive=False)
 
 
-class PaymentStatusConsumer(AsyncJsonWebsocketConsumer):
+# Channels' dispatch without its `close_old_connections()` in the process's shared sync thread: this consumer's
+# only database access (`_load_status_payload`) gives its connection back itself.
+class PaymentStatusConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsocketConsumer):
     group_name: str | None = None  # set once the token is checked: nothing is answered before that
     next_read_at = 0.0
     deferred_read: asyncio.Task | None = None
-
-    async def dispatch(self, message):
-        """Channels' dispatch without its `close_old_connections()` in the process's shared sync thread: this
-        consumer's only database access (`_load_status_payload`) gives its connection back itself."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     async def connect(self):
         payment_id = str(self.scope["url_route"]["kwargs"]["payment_id"])
