@@ -6,16 +6,25 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint migrate clean browser bench chaos
+.PHONY: install install-tools run test lint migrate clean browser bench chaos
 
-# .venv is (re)built when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# .venv is made once; each command installs the extras it needs (pyproject.toml), again when pyproject.toml
+# changes: `make run` the app and the embedded Redis only; `make test`, `make bench` and `make chaos` the test
+# and benchmark tools too (the suite runs smoke tests of the bench and of the chaos harness).
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-tools: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[dev,test,bench]'
+	touch $@
+
+install: $(VENV)/.installed-run
+install-tools: $(VENV)/.installed-tools
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -36,20 +45,20 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-test: install browser
+test: install-tools browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The benchmarks (docs/benchmarks.md): a few minutes; BENCH_ARGS=--quick for a smoke run.
-bench: install
+bench: install-tools
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Faults injected under load, then every loss counted (docs/reliability.md): about 20 minutes, PostgreSQL only
 # (the harness drops and creates its own database, checkout_chaos, on that server); CHAOS_ARGS=--ci for the
 # CI-sized run (< 5 minutes). Exits 1 if any counter is not zero.
-chaos: install
+chaos: install-tools
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout_chaos}" $(PY) -m bench.chaos $(CHAOS_ARGS)
 
-lint: install
+lint: install-tools
 	$(VENV)/bin/ruff check .
 
 clean:

@@ -2,7 +2,7 @@
 
 - Redis: `--redis-url`/BENCH_REDIS_URL as given; otherwise the server at REDIS_URL (default
   127.0.0.1:6379) if it answers, on its database 15 (BENCH_REDIS_DB), which the bench empties; otherwise an
-  embedded Valkey on a free port (config/embedded_redis.py), stopped at the end.
+  embedded Valkey on a free port (infrastructure/embedded_redis.py), stopped at the end.
 - The database: PostgreSQL when DATABASE_URL says so, in a database of its own (`checkout_bench`,
   BENCH_DATABASE_NAME) dropped and created afresh on that server; otherwise a fresh SQLite file under
   var/bench/. Migrated with `manage.py migrate`.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from config.processes import spawn_child, stop_processes
+from infrastructure.processes import spawn_child, stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -135,7 +135,7 @@ class Stack:
     def _resolve_redis(self) -> str:
         import redis
 
-        from config.embedded_redis import redis_answers, start_embedded_redis
+        from infrastructure.embedded_redis import redis_answers, start_embedded_redis
 
         given = self.redis_url or os.environ.get("BENCH_REDIS_URL")
         if given:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from checkout.models import Order, OrderLine, Product
-from checkout.money import format_money
+from payments.currencies import format_money
 
 
 class SaveChangedFieldsOnly(admin.ModelAdmin):

@@ -1,5 +1,5 @@
-"""How an order follows its payment. Called by the payment transition, inside its transaction, so the order
-and the payment can never disagree after a commit."""
+"""How an order follows its payment: a `status_changing` receiver (payments/events.py), so it runs inside the
+payment transition's transaction, and the order and the payment can never disagree after a commit."""
 
 from django.db.models import F
 
@@ -27,3 +27,9 @@ def order_apply_payment_status(*, order_id: int, payment_status: str) -> None:
             Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
     order.status = new_status
     order.save(update_fields=["status"])
+
+
+def order_follow_payment(sender, change, **kwargs) -> None:
+    """Connected to payments.events.status_changing in CheckoutConfig.ready()."""
+    if change.kind == "payment" and change.order_id is not None:
+        order_apply_payment_status(order_id=change.order_id, payment_status=change.to_status)

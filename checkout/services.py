@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from checkout.cart import Cart
 from checkout.models import CheckoutAttempt, Order, OrderLine, Product
+from checkout.selectors import order_latest_payment
 from payments.cards import CardDetails
 from payments.models import Actor, Payment, PaymentStatus
 from payments.services.cards import card_tokenize
@@ -68,7 +69,7 @@ def checkout_attempts_purge(*, limit: int = 1000) -> dict[str, int]:
 def _payment_of_attempt(attempt: CheckoutAttempt | None) -> Payment | None:
     if attempt is None or attempt.order_id is None:
         return None
-    return Payment.objects.filter(order_id=attempt.order_id).order_by("-created_at").first()
+    return order_latest_payment(order_id=attempt.order_id)
 
 
 def checkout_submit(
@@ -154,7 +155,7 @@ def checkout_submit(
 
 def order_lines_for_retry(*, order: Order) -> dict[int, int] | None:
     """What to put back in the cart to try again: the order's lines, if its payment took no money."""
-    payment = order.payments.order_by("-created_at").first()
+    payment = order_latest_payment(order_id=order.pk)
     if payment is None or payment.status not in RETRYABLE_STATUSES:
         return None
     return {line.product_id: line.quantity for line in order.lines.all()}

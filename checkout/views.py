@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from checkout.cart import MAX_QUANTITY, cart_add, cart_clear, cart_get, cart_replace, cart_set_quantity
 from checkout.forms import CheckoutForm
 from checkout.models import Order, Product
-from checkout.selectors import product_get_for_sale, product_list_for_sale
+from checkout.selectors import order_latest_payment, product_get_for_sale, product_list_for_sale
 from checkout.services import (
     EmptyCart,
     ForeignCheckoutToken,
@@ -26,7 +26,7 @@ from checkout.services import (
     checkout_submit,
     order_lines_for_retry,
 )
-from payments.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from infrastructure.problems import PROBLEM_CONTENT_TYPE, problem_body
 from payments.gateway import GatewayError
 from payments.guests import guest_id_ensure, guest_id_from_session
 from payments.selectors import payment_get_for_viewer, payment_status_payload
@@ -246,7 +246,7 @@ def wait(request, payment_id):
 def order_retry(request, number):
     """Try another card: the failed order's items go back in the cart, and the shopper returns to checkout."""
     order = get_object_or_404(Order, number=number)
-    payment = order.payments.order_by("-created_at").first()
+    payment = order_latest_payment(order_id=order.pk)
     guest_id = guest_id_from_session(request.session)
     if payment is None or payment_get_for_viewer(payment_id=payment.pk, user=request.user, guest_id=guest_id) is None:
         raise Http404("No such order.")

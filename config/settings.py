@@ -82,11 +82,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # the Content-Security-Policy below
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Django's, with a database fault while saving the session answered 503 like any other (config/sessions.py).
-    "config.sessions.SessionMiddleware",
+    # Django's, with a database fault while saving the session answered 503 like any other (infrastructure/sessions.py).
+    "infrastructure.sessions.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    # A lock or statement timeout anywhere in a request: 503 with Retry-After, not a 500 (config/middleware.py).
-    "config.middleware.DatabaseBusyMiddleware",
+    # A lock or statement timeout anywhere in a request: 503 with Retry-After, not a 500 (infrastructure/middleware.py).
+    "infrastructure.middleware.DatabaseBusyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -183,7 +183,7 @@ CACHES = {
             "socket_connect_timeout": 1,
             "socket_timeout": 1,
             # Not a pool per request (Django's default under ASGI): one per process.
-            "pool_class": "config.redis_pools.SharedConnectionPool",
+            "pool_class": "infrastructure.redis_pools.SharedConnectionPool",
         },
     }
 }
@@ -191,7 +191,7 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         # channels-redis's layer, with a fix for the push it loses when another consumer disconnects.
-        "BACKEND": "config.channel_layer.CancelSafeRedisChannelLayer",
+        "BACKEND": "infrastructure.overrides.channels_redis.CancelSafeRedisChannelLayer",
         # No socket timeout: the layer's reads block while a socket waits for a push, and redis-py 8's 5 s
         # default would break every WebSocket and long-poll that waits longer than that.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}], "capacity": 1000, "expiry": 30},
@@ -301,7 +301,7 @@ REST_FRAMEWORK = {
     # client someone new to the throttles).
     "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "payments.api.problems.problem_exception_handler",
+    "EXCEPTION_HANDLER": "infrastructure.problems.problem_exception_handler",
     # Escape non-ASCII in JSON: an echoed lone surrogate must not break the response.
     "UNICODE_JSON": False,
 }
@@ -340,7 +340,7 @@ PAYMENTS_MAX_LONG_POLL = 30
 
 # --- Security: production defaults, relaxed only by DEBUG -----------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG
-SESSION_ENGINE = "config.sessions"  # database sessions; a save the database refuses is a 503 (see there)
+SESSION_ENGINE = "infrastructure.sessions"  # database sessions; a save the database refuses is a 503 (see there)
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 60 * 60 * 24 * 365)
@@ -387,21 +387,21 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Logging: the card number and CVC are never logged; request bodies are not logged at all ------------
 # Error pages (DEBUG's included), error e-mails and tracebacks hide card fields by name and by content.
-DEFAULT_EXCEPTION_REPORTER = "config.redaction.CardDataExceptionReporter"
-DEFAULT_EXCEPTION_REPORTER_FILTER = "config.redaction.CardDataReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "infrastructure.redaction.CardDataExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "infrastructure.redaction.CardDataReporterFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         # Scrubs card numbers and card field values from every line, a traceback's included.
         "plain": {
-            "class": "config.redaction.CardDataRedactingFormatter",
+            "class": "infrastructure.redaction.CardDataRedactingFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         }
     },
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
-        "permission_denied_without_traceback": {"()": "config.redaction.PermissionDeniedWithoutTraceback"},
+        "permission_denied_without_traceback": {"()": "infrastructure.redaction.PermissionDeniedWithoutTraceback"},
     },
     "handlers": {
         "console": {

@@ -18,6 +18,6 @@ urlpatterns += [
     path("", include("checkout.urls")),
 ]
 
-handler400 = "config.errors.bad_request"
-handler404 = "config.errors.not_found"
-handler500 = "config.errors.server_error"
+handler400 = "infrastructure.errors.bad_request"
+handler404 = "infrastructure.errors.not_found"
+handler500 = "infrastructure.errors.server_error"

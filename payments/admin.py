@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from rest_framework.authtoken.models import TokenProxy
 
-from checkout.money import format_money
+from payments.currencies import format_money
 from payments.models import Actor, BlockedCard, Payment, PaymentEvent, PaymentStatus, Refund
 from payments.services.payments import payment_cancel
 from payments.services.refunds import RefundNotAllowed, refund_amount_check, refund_create

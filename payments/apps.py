@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class PaymentsConfig(AppConfig):
     name = "payments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from payments.events import status_changed
+        from payments.realtime import payment_push_on_status_changed
+
+        # After commit: the push talks to Redis (docs/architecture.md, "One event per status change").
+        status_changed.connect(payment_push_on_status_changed, dispatch_uid="payments.push")

@@ -24,13 +24,11 @@ import time
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
-from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import close_old_connections
 
-from payments.models import Payment
+from infrastructure.overrides.channels_consumer import DispatchWithoutCloseOldConnections
 from payments.realtime import payment_group_name
-from payments.selectors import payment_id_from_ws_token, payment_status_payload
+from payments.selectors import payment_id_from_ws_token, payment_status_document_read
 
 CLOSE_NOT_FOUND = 4404
 # The least time between two database reads one socket's resumes may cause.
@@ -54,34 +52,18 @@ def _resume_after_seq(content) -> int | None:
     return max(0, after_seq)
 
 
-def _read_status_payload(payment_id: str) -> dict | None:
-    # The connection goes back (to the pool, or closed) before the thread is handed to anyone else. Done here,
-    # around the query, rather than by channels' DatabaseSyncToAsync: off the thread-sensitive thread, its clean-up
-    # missed the connection and each read kept one from the pool for good (found on PostgreSQL with a pool).
-    close_old_connections()
-    try:
-        payment = Payment.objects.filter(pk=payment_id).first()
-        return payment_status_payload(payment) if payment else None
-    finally:
-        close_old_connections()
+# Not thread-sensitive: the ORM needs no particular thread, and a slow read must not queue the others. The
+# selector gives its connection back itself, in the thread that used it (channels' DatabaseSyncToAsync, off the
+# thread-sensitive thread, missed it: each read kept a pooled connection for good, found on PostgreSQL).
+_load_status_payload = sync_to_async(payment_status_document_read, thread_sensitive=False)
 
 
-# Not thread-sensitive: the ORM needs no particular thread, and a slow read must not queue the others.
-_load_status_payload = sync_to_async(_read_status_payload, thread_sensitive=False)
-
-
-class PaymentStatusConsumer(AsyncJsonWebsocketConsumer):
+# Channels' dispatch without its `close_old_connections()` in the process's shared sync thread: this consumer's
+# only database access (`_load_status_payload`) gives its connection back itself.
+class PaymentStatusConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsocketConsumer):
     group_name: str | None = None  # set once the token is checked: nothing is answered before that
     next_read_at = 0.0
     deferred_read: asyncio.Task | None = None
-
-    async def dispatch(self, message):
-        """Channels' dispatch without its `close_old_connections()` in the process's shared sync thread: this
-        consumer's only database access (`_load_status_payload`) closes old connections itself."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     async def connect(self):
         payment_id = str(self.scope["url_route"]["kwargs"]["payment_id"])

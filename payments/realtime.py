@@ -6,12 +6,11 @@ can drop at any time, so every client also reads the database (on connect, on re
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import threading
 
 from channels.layers import get_channel_layer
+
+from infrastructure.overrides.push_loop import PushLoop
 
 logger = logging.getLogger(__name__)
 
@@ -24,39 +23,9 @@ def payment_group_name(payment_id) -> str:
     return f"payment.{payment_id}"
 
 
-class _PushLoop:
-    """One event loop per process, on a daemon thread, that every push from synchronous code goes through.
-
-    Why not `async_to_sync(group_send)`: from a thread with no loop it runs a fresh event loop per call, and
-    channels-redis keeps its connections per loop, so every push paid for a new loop and a new Redis
-    connection (3.9 ms against 0.3 ms here; bench/findings.md). A long-lived loop keeps one connection pool
-    warm, and any thread (a worker's job threads, daphne's request threads) can submit to it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid: int | None = None
-
-    def run(self, coroutine, *, timeout: float):
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
-        try:
-            return future.result(timeout=timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            # After a fork the thread is gone but the loop object is not: the child starts its own.
-            if self._loop is None or self._pid != os.getpid():
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="channel-layer-pushes", daemon=True).start()
-                self._loop, self._pid = loop, os.getpid()
-            return self._loop
-
-
-_push_loop = _PushLoop()
+# Every push from synchronous code runs on this process's one long-lived loop, not on a new loop and a new Redis
+# connection per push as `async_to_sync(group_send)` would (infrastructure/overrides/push_loop.py).
+_push_loop = PushLoop()
 
 
 def payment_push_status(payload: dict) -> None:
@@ -74,3 +43,10 @@ def payment_push_status(payload: dict) -> None:
             payload["seq"],
             exc_info=True,
         )
+
+
+def payment_push_on_status_changed(sender, change, **kwargs) -> None:
+    """A `status_changed` receiver (payments/events.py): after commit, every payment change is pushed to its
+    waiters. A refund's own change is not: the payment's change that a successful refund makes is."""
+    if change.kind == "payment":
+        payment_push_status(change.document)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from payments.gateway import release_database_connection
 from payments.models import Payment, Refund
 
 WS_TOKEN_SALT = "payments.websocket"  # noqa: S105 - a signing namespace, not a secret
@@ -70,6 +71,18 @@ def payment_status_payload(payment: Payment) -> dict:
             "websocket": f"/ws/payments/{payment.id}?token={payment_ws_token(payment)}",
         },
     }
+
+
+def payment_status_document_read(payment_id) -> dict | None:
+    """The status document as the database holds it now, for a client that waits (the WebSocket consumer, the
+    long-poll), or None if there is no such payment. Its database connection goes back before it returns: a
+    waiter must hold none while it waits (under `make chaos` a few dozen waiting long-polls held a whole pool,
+    and sockets' reads kept one each; docs/reliability.md). Synchronous: callers run it on a thread."""
+    try:
+        payment = Payment.objects.filter(pk=payment_id).first()
+        return payment_status_payload(payment) if payment is not None else None
+    finally:
+        release_database_connection()
 
 
 def status_etag(payment_id, seq: int) -> str:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from checkout.models import Product
-from config.processes import spawn_child, stop_processes
+from infrastructure.processes import spawn_child, stop_processes
 from payments.cards import validate_card
 from payments.models import Actor, Payment
 from payments.services.cards import card_tokenize

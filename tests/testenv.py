@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from config.embedded_redis import redis_answers, start_embedded_redis
+from infrastructure.embedded_redis import redis_answers, start_embedded_redis
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault("CARD_FINGERPRINT_KEY", "test-only-card-fingerprint-key-not-for-production-0123")

@@ -1,7 +1,7 @@
 """The stack a chaos run breaks: bench/stack.py's Stack (a fresh PostgreSQL database, migrated; daphne and
 payments_worker processes as runstack starts them, spawned to die with the harness) plus what chaos needs:
 
-- a Valkey server the harness owns on a free port of 127.0.0.1 (config/embedded_redis.py), which it can stop
+- a Valkey server the harness owns on a free port of 127.0.0.1 (infrastructure/embedded_redis.py), which it can stop
   and start again empty on the same port, or pause; never the shared Redis on 6379;
 - the reconciler, as runstack starts it;
 - daphne on a fixed port, so that a restarted daphne is where the clients (and their sockets) left it;
@@ -12,7 +12,7 @@ payments_worker processes as runstack starts them, spawned to die with the harne
   supervisor production would have.
 
 Everything here runs on the harness's main thread: a child dies with the *thread* that spawned it
-(PR_SET_PDEATHSIG, config/processes.py).
+(PR_SET_PDEATHSIG, infrastructure/processes.py).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.stack import PYTHON, Child, Stack, _daphne_argv, free_port
-from config.embedded_redis import EmbeddedRedis
-from config.processes import stop_in_order
+from infrastructure.embedded_redis import EmbeddedRedis
+from infrastructure.processes import stop_in_order
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 RESTART_DELAY_SECONDS = 1.0  # runstack's

@@ -1,6 +1,6 @@
 from django import template
 
-from checkout.money import format_money
+from payments.currencies import format_money
 
 register = template.Library()
 

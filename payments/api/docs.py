@@ -3,7 +3,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
-from payments.api.problems import PROBLEM_CONTENT_TYPE
+from infrastructure.problems import PROBLEM_CONTENT_TYPE
 from payments.api.serializers import ProblemDocument
 
 IDEMPOTENCY_KEY = OpenApiParameter(

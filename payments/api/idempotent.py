@@ -8,7 +8,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from payments.api.problems import problem_response
+from infrastructure.problems import problem_response
 from payments.services.idempotency import (
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,

@@ -24,15 +24,15 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from infrastructure.problems import problem_fields_for, problem_json
 from payments.api import docs
-from payments.api.problems import problem_fields_for, problem_json
 from payments.api.serializers import PaymentStatusDocument
 from payments.api.throttling import ClientRateThrottle
 from payments.api.views import PAYMENT_ID, payment_for_viewer
 from payments.gateway import release_database_connection
 from payments.models import Payment
 from payments.realtime import payment_group_name
-from payments.selectors import payment_status_payload, status_etag
+from payments.selectors import payment_status_document_read, payment_status_payload, status_etag
 
 logger = logging.getLogger(__name__)
 # How often a long-poll re-reads the database while it waits for a push.
@@ -98,10 +98,10 @@ def _seq_from_if_none_match(header: str | None, payment_id) -> int | None:
 
 @database_sync_to_async
 def _load_document(payment_id) -> dict:
-    try:
-        return payment_status_payload(Payment.objects.get(pk=payment_id))
-    finally:
-        release_database_connection()  # as in _authorize: the wait goes on without a connection
+    document = payment_status_document_read(payment_id)  # gives its connection back: the wait holds none
+    if document is None:
+        raise Payment.DoesNotExist(payment_id)  # authorized a moment ago; payments are never deleted
+    return document
 
 
 async def wait_for_change(payment_id, baseline_seq: int, timeout: float) -> dict:

@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.errors import not_found
+from infrastructure.errors import not_found
 from payments.api import views
 from payments.api.status import payment_status
 

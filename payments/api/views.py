@@ -14,9 +14,9 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infrastructure.problems import problem_response
 from payments.api import docs
 from payments.api.idempotent import IdempotentWrite, InvalidBody
-from payments.api.problems import problem_response
 from payments.api.serializers import (
     PaymentCreateSerializer,
     PaymentDocument,

@@ -38,7 +38,8 @@ ENQUEUE_CONNECT_TIMEOUT = 1.0
 def payments_queue():
     """One queue, and so one Redis connection pool, per process: django_rq.get_queue builds a new client on
     every call, which cost a connection per enqueue on the accept path (make bench's profile). Only short
-    commands go through it (the workers' blocking dequeue has its own connection, payments/worker.py)."""
+    commands go through it (the workers' blocking dequeue has its own connection,
+    infrastructure/overrides/rq_worker.py)."""
     connection = redis.Redis.from_url(
         settings.RQ_QUEUES[PAYMENTS_QUEUE]["URL"],
         socket_timeout=ENQUEUE_SOCKET_TIMEOUT,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from checkout.orders import order_apply_payment_status
+from payments.events import PAYMENT, REFUND, StatusChange, status_change_emit
 from payments.models import (
     ALLOWED_REFUND_TRANSITIONS,
     ALLOWED_TRANSITIONS,
@@ -20,8 +19,7 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
-from payments.realtime import payment_push_status
-from payments.selectors import payment_status_payload
+from payments.selectors import payment_status_payload, refund_payload
 
 
 class TransitionNotAllowed(Exception):
@@ -53,9 +51,9 @@ def payment_transition(
     fence: dict[str, Any] | None = None,
 ) -> Payment:
     """Locks the row, re-checks the move against ALLOWED_TRANSITIONS *after* locking (another worker may
-    have moved it while we waited), saves only what changed, appends the numbered PaymentEvent, moves the
-    order along in the same transaction, and pushes the new status document once committed, so no one is
-    told of a state that could still roll back.
+    have moved it while we waited), saves only what changed, appends the numbered PaymentEvent and emits the
+    one StatusChange (payments/events.py): its in-transaction receivers (the order) commit with it, the others
+    (the push) hear of it once committed, so no one is told of a state that could still roll back.
 
     `fence` is what the writer believes of the row (say, {"status": "processing", "attempts": 3}: "I still
     hold the attempt I started"). It goes into the locking query's WHERE; if the row no longer matches,
@@ -90,9 +88,19 @@ def payment_transition(
             reason=reason,
             data=data or {},
         )
-        if payment.order_id:
-            order_apply_payment_status(order_id=payment.order_id, payment_status=to_status)
-        transaction.on_commit(partial(payment_push_status, payment_status_payload(payment)))
+        status_change_emit(
+            StatusChange(
+                kind=PAYMENT,
+                object_id=str(payment.pk),
+                payment_id=str(payment.pk),
+                order_id=payment.order_id,
+                from_status=from_status,
+                to_status=to_status,
+                seq=payment.seq,
+                actor=actor,
+                document=payment_status_payload(payment),
+            )
+        )
     return payment
 
 
@@ -105,9 +113,9 @@ def refund_transition(
     changes: dict[str, Any] | None = None,
     fence: dict[str, Any] | None = None,
 ) -> Refund:
-    """The refund counterpart of payment_transition (`fence` included). A refund that succeeds adds its
-    amount to the payment's refunded total and moves the payment to partially_refunded or refunded, in the
-    same transaction.
+    """The refund counterpart of payment_transition (`fence` included), with its own StatusChange. A refund
+    that succeeds adds its amount to the payment's refunded total and moves the payment to partially_refunded
+    or refunded, in the same transaction (the payment's own change, and event, follow the refund's).
 
     Locks are always taken payment first, then refund (as refund_create does), so the two cannot deadlock.
     """
@@ -120,13 +128,27 @@ def refund_transition(
             raise TransitionNotAllowed(Refund.objects.get(pk=refund_id), to_status)
         if to_status not in ALLOWED_REFUND_TRANSITIONS[refund.status]:
             raise TransitionNotAllowed(refund, to_status)
-        refund.status = to_status
+        from_status, refund.status = refund.status, to_status
         refund.recheck_at = recheck_at_for(to_status)
         if to_status == RefundStatus.PROCESSING:
             refund.attempts += 1
         for name, value in changes.items():
             setattr(refund, name, value)
         refund.save(update_fields=["status", "attempts", "recheck_at", "updated_at", *changes])
+        refund.payment = payment  # the locked row: the document reads its currency, the event its seq and order
+        status_change_emit(
+            StatusChange(
+                kind=REFUND,
+                object_id=str(refund.pk),
+                payment_id=str(payment.pk),
+                order_id=payment.order_id,
+                from_status=from_status,
+                to_status=to_status,
+                seq=payment.seq,
+                actor=actor,
+                document=refund_payload(refund),
+            )
+        )
 
         if to_status == RefundStatus.SUCCEEDED:
             refunded = payment.amount_refunded + refund.amount

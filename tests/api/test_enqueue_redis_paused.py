@@ -11,7 +11,7 @@ import time
 import pytest
 from django.db import connection
 
-from config.embedded_redis import start_embedded_redis
+from infrastructure.embedded_redis import start_embedded_redis
 from payments.models import Payment, PaymentStatus
 from payments.services.dispatch import payments_queue
 from tests.api.helpers import create

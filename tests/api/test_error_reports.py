@@ -92,7 +92,7 @@ def test_server_error_log_never_shows_card_number_or_cvc(api, settings, monkeypa
     ],
 )
 def test_card_data_is_redacted_wherever_it_is_written(text, redacted):
-    from config.redaction import redact_card_data
+    from infrastructure.redaction import redact_card_data
 
     assert re.sub(r"\*+", "*", redact_card_data(text)) == redacted
 
@@ -108,7 +108,7 @@ def test_card_data_is_redacted_wherever_it_is_written(text, redacted):
     ],
 )
 def test_what_is_not_card_data_is_left_alone(text):
-    from config.redaction import redact_card_data
+    from infrastructure.redaction import redact_card_data
 
     assert redact_card_data(text) == text
 

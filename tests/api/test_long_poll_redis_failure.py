@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connection
 
-from config.embedded_redis import start_embedded_redis
+from infrastructure.embedded_redis import start_embedded_redis
 from payments.services.payments import payment_process
 from tests.api.helpers import create
 

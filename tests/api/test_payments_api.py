@@ -326,7 +326,7 @@ def test_unknown_api_paths_and_methods_are_problem_json(api):
 
 
 def test_the_server_error_handler_answers_problem_json_for_the_api(rf):
-    from config.errors import server_error
+    from infrastructure.errors import server_error
 
     response = server_error(rf.get("/api/v1/payments"))
     assert (response.status_code, response["Content-Type"]) == (500, PROBLEM)

@@ -1,5 +1,5 @@
 """A shop request whose session cannot be saved because the database is busy (a lock wait past its timeout, a
-terminated connection) answers 503 with Retry-After, like any other database fault (config/sessions.py), not
+terminated connection) answers 503 with Retry-After, like any other database fault (infrastructure/sessions.py), not
 400 "the session was deleted". Found by `make chaos` (docs/reliability.md): a cart add whose connection was
 terminated by `pg_terminate_backend` answered 400 Bad Request to a shopper who did nothing wrong."""
 

@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from checkout.models import Order, OrderStatus, Product
-from checkout.money import format_money
+from payments.currencies import format_money
 from payments.models import Payment, PaymentStatus
 from payments.sandbox.models import LedgerEntry
 from tests.e2e.conftest import (

@@ -7,7 +7,7 @@ import time
 import django_rq
 import pytest
 
-from config.embedded_redis import start_embedded_redis
+from infrastructure.embedded_redis import start_embedded_redis
 from payments.models import Payment
 from payments.sandbox.models import Charge, LedgerEntry
 from payments.services.dispatch import PAYMENT_JOB

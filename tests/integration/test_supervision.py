@@ -20,7 +20,7 @@ import redis
 from channels_redis.core import RedisChannelLayer
 from rq import Worker
 
-from config.embedded_redis import start_embedded_redis
+from infrastructure.embedded_redis import start_embedded_redis
 from tests.conftest import BASE_DIR, _database_url_for_subprocesses, _free_port, wait_until
 from tests.integration.shop import Shopper
 from tests.integration.test_recovery import SLOW_CARD, debits_for, status_of

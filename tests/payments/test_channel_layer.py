@@ -1,5 +1,5 @@
 """The channel layer must not lose a push for one consumer when another consumer of the same process goes
-away (config/channel_layer.py), on the real Redis.
+away (infrastructure/overrides/channels_redis.py), on the real Redis.
 
 The race, made deterministic: consumer A holds the process's shared `BZPOPMIN`; a message for consumer B
 arrives, Redis pops it and writes the reply to A's connection; A is cancelled (its shopper left) before its
@@ -20,7 +20,7 @@ import pytest
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
-from config.channel_layer import CancelSafeRedisChannelLayer
+from infrastructure.overrides.channels_redis import CancelSafeRedisChannelLayer
 
 
 def _layer(layer_class, prefix: str):
@@ -73,4 +73,5 @@ def test_the_stock_layer_loses_that_push_so_the_race_is_really_reproduced():
 
 
 def test_the_configured_layer_is_the_cancel_safe_one():
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "config.channel_layer.CancelSafeRedisChannelLayer"
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    assert backend == "infrastructure.overrides.channels_redis.CancelSafeRedisChannelLayer"

@@ -1,10 +1,12 @@
-"""Status pushes from synchronous code go through one long-lived event loop per process (payments/realtime.py),
-and Django's cache shares one Redis pool per process (config/redis_pools.py): both on the real Redis."""
+"""Status pushes from synchronous code go through one long-lived event loop per process (payments/realtime.py,
+infrastructure/overrides/push_loop.py), and Django's cache shares one Redis pool per process
+(infrastructure/redis_pools.py): both on the real Redis."""
 
 import threading
 
 from django.core.cache.backends.redis import RedisCache
 
+from infrastructure.overrides import push_loop
 from payments import realtime
 from payments.realtime import payment_group_name, payment_push_status
 from tests.conftest import group_messages
@@ -35,7 +37,7 @@ def test_a_forked_child_gets_a_loop_of_its_own(monkeypatch):
     payment_push_status({"id": "p-fork", "seq": 1, "status": "processing"})
     parent_loop = realtime._push_loop._loop
     # as if this were a child process forked after the parent started its loop thread
-    monkeypatch.setattr(realtime.os, "getpid", lambda: -1)
+    monkeypatch.setattr(push_loop.os, "getpid", lambda: -1)
 
     (message,) = group_messages(
         payment_group_name("p-fork"),

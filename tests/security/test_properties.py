@@ -33,10 +33,15 @@ from hypothesis.stateful import (
 
 from checkout.cart import MAX_QUANTITY
 from checkout.models import Product
-from checkout.money import format_money
 from payments.api.serializers import PaymentCreateSerializer, RefundCreateSerializer
 from payments.cards import CardError, detect_brand, luhn_valid, parse_expiry, validate_card
-from payments.currencies import MAX_AMOUNT_MAJOR_UNITS, SUPPORTED_CURRENCIES, CurrencyError, validate_amount
+from payments.currencies import (
+    MAX_AMOUNT_MAJOR_UNITS,
+    SUPPORTED_CURRENCIES,
+    CurrencyError,
+    format_money,
+    validate_amount,
+)
 from payments.models import (
     ALLOWED_REFUND_TRANSITIONS,
     ALLOWED_TRANSITIONS,

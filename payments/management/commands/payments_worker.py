@@ -1,4 +1,5 @@
-"""The payments queue's worker process: `--threads` RQ workers in one process (payments/worker.py)."""
+"""The payments queue's worker process: `--threads` RQ workers in one process
+(infrastructure/overrides/rq_worker.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
-from payments.worker import default_name_prefix, run_thread_workers
+from infrastructure.overrides.rq_worker import default_name_prefix, run_thread_workers
 
 
 class Command(BaseCommand):

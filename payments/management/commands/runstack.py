@@ -4,7 +4,7 @@ reconciler.
 Ctrl-C, SIGTERM or SIGHUP stops everything in order, within STOP_WITHIN_SECONDS: daphne first (no new work),
 then the workers (each thread finishes the payment it holds, and pushes its outcome), then the reconciler,
 and the embedded Redis last, which every step before it still needs. A worker or reconciler that dies is
-started again. Every child dies with this process, even when it is killed with SIGKILL (config/processes.py).
+started again. Every child dies with this process, even when it is killed with SIGKILL (infrastructure/processes.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from config.embedded_redis import redis_answers, start_embedded_redis
-from config.processes import spawn_child, stop_in_order
+from infrastructure.embedded_redis import redis_answers, start_embedded_redis
+from infrastructure.processes import spawn_child, stop_in_order
 
 # The whole stop, from the signal to the embedded Redis gone. Each stage may use what the later ones do not
 # need: the web server at most WEB_STOP_SECONDS, the workers until STOP_WITHIN_SECONDS minus the reserve of

@@ -17,6 +17,22 @@ token) and first forgets the registrations of this host's dead processes. A thre
 unexpectedly takes the process down, warmly, so that its supervisor starts it again whole: a process never
 runs on at part strength. And a worker whose registration Redis lost (FLUSHALL, a restart without
 persistence) registers again on its next heartbeat.
+
+Library: rq. Private names touched: `Worker._install_signal_handlers` (overridden: no handlers off the main
+thread) and `_stop_requested` (set for a warm stop, read in the dequeue loop); undocumented parts overridden or
+used: `subscribe`/`unsubscribe`, `dequeue_job_and_maintain_ttl`, `heartbeat`, `serialize`, `get_state` and
+`rq.worker_registration`. Pinned to the minor version they were written against, `rq>=2.12,<2.13`
+(pyproject.toml).
+
+Upstream:
+- a worker per thread: rq 2 has no thread-pool worker, rq/rq#1804 ("Create a new `ThreadPoolWorker`", open;
+  rq/rq#1803 was a draft of one, closed unmerged). No issue found about `_install_signal_handlers` off the main
+  thread: `Worker.work()` installs SIGINT/SIGTERM handlers, which Python allows only on the main thread.
+- registration lost while the worker lives: rq/rq#469 ("heartbeat after key expires", open): RQ's heartbeat
+  refreshes the worker's key and never adds the worker to the worker sets again.
+- a name still registered after a kill: rq/rq#242 and rq/django-rq#296 ("There exists an active worker named
+  ... already", both closed); in rq/rq#1938 the maintainer's answer is that a killed worker's keys expire
+  after their TTL, which is minutes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Django's database sessions, with a database fault while saving one answered like any other: 503 with
-Retry-After (config/middleware.py), never 400 "the session was deleted". SESSION_ENGINE is this module."""
+Retry-After (infrastructure/middleware.py), never 400 "the session was deleted". SESSION_ENGINE is this module."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import UpdateError
 from django.db import OperationalError
 
-from config.middleware import database_busy_response
+from infrastructure.middleware import database_busy_response
 
 
 class SessionStore(db.SessionStore):

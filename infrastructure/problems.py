@@ -103,7 +103,7 @@ def problem_exception_handler(exc, context):
     exc = as_api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # not an API exception: a 500, answered by config.errors as problem+json
+        return None  # not an API exception: a 500, answered by infrastructure.errors as problem+json
     request = context.get("request")
     problem = problem_response(
         status=response.status_code,

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from config.processes import spawn_child
+from infrastructure.processes import spawn_child
 
 START_TIMEOUT_SECONDS = 10
 

@@ -3,7 +3,7 @@
 from django.core.exceptions import RequestDataTooBig
 from django.views import defaults
 
-from payments.api.problems import problem_json
+from infrastructure.problems import problem_json
 
 
 def _is_api(request) -> bool:

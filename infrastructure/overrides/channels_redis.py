@@ -15,6 +15,14 @@ channel key, where the next receive pops it at once. The consumer that went away
 What it costs: at most one extra pop in flight per cancelled receive, for at most 5 s, and, if a
 cancellation races another consumer's clean-up, a message delivered twice rather than never (our consumers
 ignore a status document whose `seq` they have already seen).
+
+Library: channels-redis. Private names touched: `RedisChannelLayer._brpop_with_clean` (overridden), and
+`_backup_channel_name`, `receive_cleaners`, `connection(index)` and `expiry`, undocumented parts the override uses.
+Pinned to the minor version they were written against, `channels-redis>=4.3,<4.4` (pyproject.toml).
+
+Upstream: django/channels_redis#366 ("`RedisChannelLayer.receive()` drops events due to `asyncio.shield()` in
+redis-py 4.5.4"), closed; the stock layer of channels-redis 4.3.0 still loses the message when the test runs it
+through the race, which is the signal to drop this subclass the day a release fixes it.
 """
 
 from __future__ import annotations

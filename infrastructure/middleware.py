@@ -10,7 +10,7 @@ import logging
 from django.db import OperationalError
 from django.shortcuts import render
 
-from payments.api.problems import problem_json
+from infrastructure.problems import problem_json
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "2"

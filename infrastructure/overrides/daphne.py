@@ -1,0 +1,63 @@
+"""Two swaps of daphne's internals, made only when daphne is what is serving this process.
+
+Library: daphne. Private names touched: `daphne.http_protocol.WebRequest` (the request class
+`HTTPFactory.buildProtocol` looks up per connection; through it Twisted's `http.Request.__init__` and its
+`parsePOSTFormSubmission` argument) and `daphne.cli.AccessLogGenerator` (the name the CLI builds its access
+log writer from). Neither is a public API of daphne: pinned to the minor version they were written against,
+`daphne>=4.2,<4.3` (pyproject.toml). Twisted is not pinned: the switch is looked up by name, and a Twisted
+without it leaves daphne as it is.
+
+Upstream:
+- request bodies: Twisted added the switch in twisted/twisted#12413 (fixes twisted/twisted#12412, "allow
+  opting out of parsing of multipart and form-encoding upload parsing in twisted.web"); no daphne issue or
+  change found that passes it. django/daphne#447 is a form POST that daphne answered with Twisted's bare 400.
+- the access log: no upstream issue found about card data (or secrets) in it; daphne writes the request line
+  straight to a stream, past Python's logging. django/daphne#271 (closed) is the maintainers' answer to
+  customising it: subclass `AccessLogGenerator` and make it pluggable in the CLI, which it still is not;
+  django/daphne#473 (open) moves the access log to Python's logging, where our formatter would scrub it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+from infrastructure.redaction import redact_card_data
+
+
+def daphne_leaves_request_bodies_to_the_application() -> None:
+    """Under daphne, Twisted parses every POST with a form content type itself before the application sees it
+    (daphne never uses the result) and answers a malformed multipart body with a bare 400 of its own, so the
+    API could not answer its problem+json 415. Twisted has a switch for that parsing; daphne does not pass
+    it, so its request class is given one that does. Only when daphne is what is serving this process."""
+    http_protocol = sys.modules.get("daphne.http_protocol")
+    if http_protocol is None or getattr(http_protocol.WebRequest, "leaves_bodies_alone", False):
+        return
+    if "parsePOSTFormSubmission" not in inspect.signature(http_protocol.http.Request.__init__).parameters:
+        return  # an older Twisted without the switch: it parses as before
+
+    class WebRequest(http_protocol.WebRequest):
+        leaves_bodies_alone = True
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
+
+
+def daphne_access_log_without_card_data() -> None:
+    """daphne writes its access log (the request line, query string included) straight to a stream, past the
+    logging formatter that scrubs card data: a card number or CVC put in a URL would be written as it is. Its
+    CLI builds the log writer after loading the application's module, from the name in daphne.cli, so that
+    name is given a writer that scrubs the line first."""
+    cli = sys.modules.get("daphne.cli")
+    if cli is None or getattr(cli.AccessLogGenerator, "scrubs_card_data", False):
+        return
+
+    class AccessLogGenerator(cli.AccessLogGenerator):
+        scrubs_card_data = True
+
+        def write_entry(self, host, date, request, *args, **kwargs):
+            super().write_entry(host, date, redact_card_data(request), *args, **kwargs)
+
+    cli.AccessLogGenerator = AccessLogGenerator
