@@ -133,6 +133,11 @@ def payment_detail_payload(payment: Payment) -> dict:
     }
 
 
+def payment_list_for_owner(*, owner_user):
+    """The payments an API client made, newest first once paginated (the list's filters narrow it)."""
+    return Payment.objects.filter(owner_user=owner_user)
+
+
 def payment_get_for_viewer(*, payment_id, user=None, guest_id=None) -> Payment | None:
     """The payment if this viewer owns it, else None: callers answer 404 either way, so a stranger
     cannot learn that a payment id exists."""

@@ -84,12 +84,6 @@ class RefundCreateSerializer(serializers.Serializer):
     reason = StrictCharField(max_length=255, required=False, allow_blank=True, default="", validators=[plain_text])
 
 
-class PaymentListFilterSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
-    created_after = serializers.DateTimeField(required=False)
-    created_before = serializers.DateTimeField(required=False)
-
-
 # --- what the API answers (documentation only) --------------------------------------------------------
 
 

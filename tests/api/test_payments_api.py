@@ -270,6 +270,49 @@ def test_list_is_the_clients_own_payments_cursor_paginated_and_filterable(api):
     assert_problem(api.get("/api/v1/payments?status=teleported"), 400, "validation_error")
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=",
+        "created_after=",
+        "created_before=",
+        "created_after=yesterday",
+        "created_after=0001-01-01T00:00:00%2B20:00",  # before year 1 once in UTC
+    ],
+)
+def test_an_empty_or_unreadable_filter_is_a_400_not_every_payment(api, query):
+    create(api)
+    body = assert_problem(api.get(f"/api/v1/payments?{query}"), 400, "validation_error")
+    assert query.split("=")[0] in str(body)
+
+
+def test_a_time_with_any_offset_python_reads_filters_in_utc(api):
+    # given: a payment made now; PostgreSQL refuses offsets past ±15:59, which ISO 8601 readers accept
+    payment_id = create(api).json()["id"]
+    # when: the client asks with such an offset (the same instant as a minute ago, in UTC)
+    minute_ago = (timezone.now() - timedelta(minutes=1)).astimezone(timezone.get_fixed_timezone(20 * 60 + 41))
+    response = api.get("/api/v1/payments", {"created_after": minute_ago.isoformat()})
+    # then: the filter applies (200), as it would with the same instant in UTC
+    assert response.status_code == 200, response.content
+    assert [p["id"] for p in response.json()["results"]] == [payment_id]
+
+
+def test_the_openapi_document_lists_the_filters_the_list_applies(api):
+    schema = api.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/payments"]["get"]["parameters"]}
+    assert {"status", "created_after", "created_before", "cursor", "limit"} <= set(parameters)
+    assert set(parameters["status"]["schema"]["enum"]) == {
+        "pending",
+        "processing",
+        "succeeded",
+        "failed",
+        "unknown",
+        "canceled",
+        "partially_refunded",
+        "refunded",
+    }
+
+
 # --- POST /api/v1/payments/{id}/cancel ---------------------------------------------------------------------
 
 
