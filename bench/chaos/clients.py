@@ -144,9 +144,15 @@ class ClientLog:
 
 
 def documented_503(response: httpx.Response) -> bool:
-    """A 503 as docs/api.md promises it: a problem document `service_unavailable` with a Retry-After."""
+    """A 503 as docs/api.md and docs/architecture.md promise it, always with a Retry-After: the problem document
+    `service_unavailable` to the API and to a client that asked for JSON; the shop's 503 page to a browser."""
     if response.status_code != 503 or "Retry-After" not in response.headers:
         return False
+    asked_json = response.request.url.path.startswith("/api/") or "application/json" in response.request.headers.get(
+        "Accept", ""
+    )
+    if not asked_json:
+        return response.headers.get("Content-Type", "").startswith("text/html")
     try:
         return response.json().get("code") == "service_unavailable"
     except ValueError:

@@ -20,6 +20,12 @@ from payments.services.payments import payment_process
 VISA = plan.CARD_NUMBER["visa"]
 
 
+def _answer(status, *, path="/api/v1/payments", accept="", **kwargs) -> httpx.Response:
+    """An answer as httpx hands it to the clients: with the request it answers."""
+    request = httpx.Request("POST", f"http://127.0.0.1{path}", headers={"Accept": accept} if accept else {})
+    return httpx.Response(status, request=request, **kwargs)
+
+
 # --- the search rule ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text",
@@ -142,7 +148,7 @@ def test_a_clean_run_counts_zero_everywhere(paid):
     log.observe("POST /api/v1/payments", httpx.Response(202))
     log.observe(
         "POST /api/v1/payments",
-        httpx.Response(503, headers={"Retry-After": "1"}, json={"code": "service_unavailable"}),
+        _answer(503, headers={"Retry-After": "1"}, json={"code": "service_unavailable"}),
     )
     assert set(_count(log).values()) == {0}
 
@@ -159,8 +165,8 @@ def test_each_counter_sees_what_it_counts(paid, make_payment, settings):
     log.refunds.append(RefundRequest(str(paid.pk), "60%+60%", "r-1", 1, answer="202", accepted_amount=paid.amount))
     log.refunds.append(RefundRequest(str(paid.pk), "60%+60%", "r-2", 1, answer="202", accepted_amount=1))
     log.refunds.append(RefundRequest(str(paid.pk), "full", "r-3", None, answer="gave up"))
-    log.observe("GET status", httpx.Response(500, text="boom"))
-    log.observe("POST /checkout", httpx.Response(503, text="no Retry-After, no problem document"))
+    log.observe("GET status", _answer(500, text="boom"))
+    log.observe("POST /checkout", _answer(503, path="/checkout", text="no Retry-After, no problem document"))
     log.strange("POST /cart/add", "403 CSRF")
     # the bank took money for the payment we show as failed
     Charge.objects.filter(idempotency_key=f"payment-{failed.pk}").update(approved=True)
@@ -189,12 +195,19 @@ def test_each_counter_sees_what_it_counts(paid, make_payment, settings):
     }
 
 
-def test_a_503_is_documented_only_as_a_problem_with_retry_after():
+def test_a_503_is_documented_only_with_retry_after_and_the_body_the_client_asked_for():
     problem = {"code": "service_unavailable"}
-    assert documented_503(httpx.Response(503, headers={"Retry-After": "5"}, json=problem))
-    assert not documented_503(httpx.Response(503, json=problem))
-    assert not documented_503(httpx.Response(503, headers={"Retry-After": "5"}, text="<h1>busy</h1>"))
-    assert not documented_503(httpx.Response(500, headers={"Retry-After": "5"}, json=problem))
+    busy = {"Retry-After": "5"}
+    # the API, and a client that asked for JSON: the problem document
+    assert documented_503(_answer(503, headers=busy, json=problem))
+    assert documented_503(_answer(503, path="/checkout", accept="application/json", headers=busy, json=problem))
+    assert not documented_503(_answer(503, json=problem))
+    assert not documented_503(_answer(503, headers=busy, text="<h1>busy</h1>"))
+    assert not documented_503(_answer(503, path="/checkout", accept="application/json", headers=busy, html="<h1>"))
+    assert not documented_503(_answer(500, headers=busy, json=problem))
+    # a browser's form: the shop's 503 page
+    assert documented_503(_answer(503, path="/cart/add", headers=busy, html="<h1>Busy</h1>"))
+    assert not documented_503(_answer(503, path="/cart/add", html="<h1>Busy</h1>"))
 
 
 def test_the_schedules_fire_every_fault_and_the_stall_and_stop_outlast_every_timer():
