@@ -1,8 +1,8 @@
 """The run's record: raw JSON (bench/results/<UTC stamp>.json), the chart, and the Markdown report.
 
-The report is generated whole from the JSON, except the reading of the profile, which people write:
-bench/findings.md is included under "What the profile shows" (update it when the code it talks about
-changes).
+The report is generated whole from the JSON, except two parts people write: bench/choices.md, the record of
+the experiments that settled the design choices, and bench/findings.md, the reading of the profile, included
+under "What the profile shows" (update it when the code it talks about changes).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import choices, scenario_e2e, scenario_scale
+from bench import scenario_e2e, scenario_scale
 from bench.stack import BASE_DIR
 
 FINDINGS_PATH = Path(__file__).with_name("findings.md")
+# The record of the one-off experiments that settled the design choices (their code is gone; see the file).
+CHOICES_PATH = Path(__file__).with_name("choices.md")
 PACKAGES = ("django", "djangorestframework", "daphne", "channels", "channels-redis", "rq", "django-rq", "httpx")
 
 NOT_MEASURED = [
@@ -561,8 +563,8 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
     if has_chart:
         lines += [f"![The figures of this run]({chart.name})", ""]
     lines += ["## Each scenario", "", *details(run)]
-    if "choices" in run["scenarios"]:
-        lines += choices.details(run["scenarios"]["choices"])
+    if CHOICES_PATH.is_file():
+        lines += [CHOICES_PATH.read_text().strip(), ""]
     lines += profile_section(run, json_path.name)
     lines += [
         "## How it is measured, and how to extend it",

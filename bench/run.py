@@ -1,4 +1,4 @@
-"""`make bench`: python -m bench.run [--quick] [--scenarios 1,2,3,4,5,6,7,scale,choices]
+"""`make bench`: python -m bench.run [--quick] [--scenarios 1,2,3,4,5,6,7,scale]
 
 Starts what the scenarios need on 127.0.0.1 (bench/stack.py), runs them (bench/scenarios.py), profiles the
 hot paths (bench/profiling.py) and writes the raw JSON under bench/results/ and the report with its chart
@@ -23,13 +23,12 @@ from bench.scenarios import DEFAULT, QUICK, Context
 from bench.stack import BASE_DIR, BENCH_ENV, DEFAULT_DATABASE_NAME, Stack
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
-# The issue's seven scenarios, the scale-out run and the measurements behind the design choices, in the order
-# a run takes them.
-ORDER = ("1", "2", "3", "4", "5", "6", "7", "scale", "choices")
+# The issue's seven scenarios and the scale-out run, in the order a run takes them.
+ORDER = ("1", "2", "3", "4", "5", "6", "7", "scale")
 
 
 def registry() -> dict:
-    from bench import choices, scenario_e2e, scenario_scale, scenarios
+    from bench import scenario_e2e, scenario_scale, scenarios
 
     return {
         "1": scenarios.scenario_1,
@@ -40,7 +39,6 @@ def registry() -> dict:
         "6": scenario_e2e.scenario_6,
         "7": scenarios.scenario_7,
         "scale": scenario_scale.scenario_scale,
-        "choices": choices.choices,
     }
 
 

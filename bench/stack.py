@@ -240,20 +240,6 @@ class Stack:
         _wait_until_web_answers(self.web, self.web_url, ready_timeout)
         return self.web_url
 
-    def start_web_uvicorn(self, *, ready_timeout: float = 30, **env: str) -> str:
-        """uvicorn (one process, its defaults: uvloop and httptools when installed) on the same ASGI application
-        and environment as start_web's daphne, for the bench's daphne-vs-uvicorn comparison; stopped by
-        stop_web like daphne. Returns its base URL once it answers."""
-        self.stop_web()
-        port = free_port()
-        argv = [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-        # No lifespan: Channels' ProtocolTypeRouter has no "lifespan" route, and `auto` would only log that.
-        argv += ["--workers", "1", "--log-level", "warning", "--lifespan", "off"]
-        self.web = self._spawn("uvicorn", argv, {**self.env, **env})
-        self.web_url = f"http://127.0.0.1:{port}"
-        _wait_until_web_answers(self.web, self.web_url, ready_timeout)
-        return self.web_url
-
     def stop_web(self) -> None:
         if self.web is not None:
             _stop([self.web])
