@@ -540,8 +540,8 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
         f"| packages | {packages} |",
         f"| database | {run['database']} |",
         f"| Redis | {run['redis']} |",
-        "| server | one daphne process (`python -m daphne config.asgi:application`) as `make run` starts it, "
-        "DEBUG off |",
+        "| server | one daphne process as `make run` starts it, serving `bench.asgi:application` (the product's "
+        "`config.asgi` application plus the bench-only socket), DEBUG off |",
         "| load client | one asyncio process with one httpx.AsyncClient (closed loop, fixed concurrency); "
         "its CPU is in the tables (share of one core) |",
         "",
@@ -577,8 +577,9 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
         "var/bench/logs/.",
         "- `bench/load.py` is the client: closed loop, fixed concurrency, bounded in time and in count; throughput "
         "counts the answers that arrive inside the measured window; percentiles are linearly interpolated.",
-        "- The bench-only endpoints and job (`bench/views.py`, `bench/jobs.py`) exist only when BENCH_ENDPOINTS is "
-        "on, which the harness sets for its own processes.",
+        "- The bench-only endpoints, job and socket (`bench/views.py`, `bench/jobs.py`, `bench/consumers.py`) exist "
+        "only under the bench's own settings (`bench/settings.py`: the product's, plus the bench app, URLs and ASGI "
+        "application), which the harness gives its own processes.",
         "- A new scenario is a function returning a dict with `figure`, `target` and `met`, registered in "
         "`bench/run.py` (`ORDER`, `registry()`), plus its rows in `bench/report.py`. `python -m bench.report "
         "bench/results/<stamp>.json` rewrites this page from a run's JSON; the reading of the profile is "

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.scenarios import DEFAULT, QUICK, Context
-from bench.stack import BASE_DIR, BENCH_ENV, DEFAULT_DATABASE_NAME, Stack
+from bench.stack import BASE_DIR, DEFAULT_DATABASE_NAME, Stack
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
 # The seven scenarios and the scale-out run, in the order a run takes them.
@@ -95,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench ({budget.name}): setting up Redis and the database")
         stack.setup()
         # This process records payments and profiles in-process: Django on the bench's environment.
-        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
-        import django
-
-        django.setup()
+        stack.django_setup()
         stack.create_user_token()
         log(f"database: {stack.database_kind}; Redis: {stack.redis_kind}; logs: {stack.log_dir}")
 

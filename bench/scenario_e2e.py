@@ -609,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from bench.scenarios import DEFAULT, QUICK
-    from bench.stack import BENCH_ENV, DEFAULT_DATABASE_NAME
+    from bench.stack import DEFAULT_DATABASE_NAME
 
     parser = argparse.ArgumentParser(prog="python -m bench.scenario_e2e", description=main.__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -629,10 +629,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         stack.setup()
-        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
-        import django
-
-        django.setup()
+        stack.django_setup()
         stack.create_user_token()
         log(f"database: {stack.database_kind}; Redis: {stack.redis_kind}; logs: {stack.log_dir}")
         ctx = Context(stack=stack, budget=QUICK if args.quick else DEFAULT, log=log)

@@ -437,7 +437,7 @@ if __name__ == "__main__":  # python -m bench.scenario_scale [--quick] [--databa
     import argparse
 
     from bench.scenarios import DEFAULT, QUICK
-    from bench.stack import BENCH_ENV, Stack
+    from bench.stack import Stack
 
     parser = argparse.ArgumentParser(description="Run the scale-out scenario alone and print its JSON.")
     parser.add_argument("--quick", action="store_true")
@@ -455,10 +455,7 @@ if __name__ == "__main__":  # python -m bench.scenario_scale [--quick] [--databa
     began = time.monotonic()
     try:
         stack.setup()
-        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
-        import django
-
-        django.setup()
+        stack.django_setup()
         stack.create_user_token()
         context = Context(stack=stack, budget=QUICK if args.quick else DEFAULT, log=lambda m: print(m, flush=True))
         outcome = scenario_scale(context)

@@ -6,9 +6,10 @@
 - The database: PostgreSQL when DATABASE_URL says so, in a database of its own (`checkout_bench`,
   BENCH_DATABASE_NAME) dropped and created afresh on that server; otherwise a fresh SQLite file under
   var/bench/. Migrated with `manage.py migrate`.
-- daphne and workers: the commands `make run` (runstack) uses, with the bench's environment: DEBUG off,
-  BENCH_ENDPOINTS on, and the limits raised so they do not distort a load run (throttle, backlog bound,
-  velocity limit, the sandbox card's balance). Their output goes to log files under var/bench/logs/.
+- daphne and workers: the commands `make run` (runstack) uses, on the bench's settings (bench/settings.py: the
+  product's plus the bench-only endpoints) and the bench's environment: DEBUG off, and the limits raised so they
+  do not distort a load run (throttle, backlog bound, velocity limit, the sandbox card's balance). Their
+  output goes to log files under var/bench/logs/.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from infrastructure.processes import spawn_child, stop_processes
@@ -34,14 +36,12 @@ BENCH_USERNAME = "bench"
 # The environment of every process the bench starts (and of the harness itself, which records payments and
 # profiles in-process). Limits are raised so that the figures measure the code, not a guard rail.
 BENCH_ENV = {
-    "DJANGO_SETTINGS_MODULE": "config.settings",
     "DJANGO_DEBUG": "false",  # as in production: DEBUG would also keep every query in memory
     "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
     "CARD_FINGERPRINT_KEY": "bench-only-card-fingerprint-key-not-for-production-0123456789",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "DJANGO_SECURE_SSL_REDIRECT": "false",
     "DJANGO_SECURE_HSTS_PRELOAD": "false",
-    "BENCH_ENDPOINTS": "true",
     "API_THROTTLE_RATE": "100000000/min",
     "PAYMENTS_MAX_BACKLOG": "100000000",
     "RISK_VELOCITY_MAX": "1000000000",  # the load reuses one test card
@@ -122,6 +122,9 @@ class Stack:
     extra_webs: list[Child] = field(default_factory=list)  # daphne processes beside `web` (the scale-out run)
     _embedded = None
     _children_started: int = 0
+    # What its processes run: the product's settings and ASGI application plus the bench-only endpoints.
+    settings_module: ClassVar[str] = "bench.settings"
+    asgi_application: ClassVar[str] = "bench.asgi:application"
 
     # --- services ---------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -129,8 +132,22 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         redis_url = self._resolve_redis()
         database_url = self._resolve_database()
-        self.env = {**os.environ, **BENCH_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        self.env = {
+            **os.environ,
+            **BENCH_ENV,
+            "DJANGO_SETTINGS_MODULE": self.settings_module,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+        }
         self.manage("migrate", "--noinput", timeout=300)
+
+    def django_setup(self, **env: str) -> None:
+        """Django in this process on the stack's environment (`env` on top): the harness records payments and
+        profiles in-process, on the same settings, database and Redis as the processes it starts."""
+        import django
+
+        os.environ.update(self.env, **env)
+        django.setup()
 
     def _resolve_redis(self) -> str:
         import redis
@@ -235,7 +252,7 @@ class Stack:
         """daphne as runstack starts it; returns its base URL once it answers."""
         self.stop_web()
         port = free_port()
-        self.web = self._spawn("daphne", _daphne_argv(port), {**self.env, **env})
+        self.web = self._spawn("daphne", self.daphne_argv(port), {**self.env, **env})
         self.web_url = f"http://127.0.0.1:{port}"
         _wait_until_web_answers(self.web, self.web_url, ready_timeout)
         return self.web_url
@@ -249,7 +266,7 @@ class Stack:
         """One more daphne process beside `web` (same command, database and Redis, a port of its own); returns
         its base URL once it answers. Kept in `extra_webs`; stopped by stop_extra_webs() and close()."""
         port = free_port()
-        child = self._spawn("daphne-extra", _daphne_argv(port), {**self.env, **env})
+        child = self._spawn("daphne-extra", self.daphne_argv(port), {**self.env, **env})
         self.extra_webs.append(child)
         url = f"http://127.0.0.1:{port}"
         _wait_until_web_answers(child, url, ready_timeout)
@@ -318,6 +335,10 @@ class Stack:
         _stop(self.workers)
         self.workers = []
 
+    def daphne_argv(self, port: int) -> list[str]:
+        """daphne as runstack starts it, on a port of its own, serving the stack's ASGI application."""
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), self.asgi_application]
+
     def close(self) -> None:
         """Stop every process this stack started, and the embedded Redis if it started one."""
         self.stop_workers()
@@ -326,11 +347,6 @@ class Stack:
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None
-
-
-def _daphne_argv(port: int) -> list[str]:
-    """daphne as runstack starts it, on a port of its own."""
-    return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
 
 
 def _wait_until_web_answers(child: Child, url: str, timeout: float) -> None:

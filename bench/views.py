@@ -1,7 +1,7 @@
 """Bench-only endpoints: the references that scenarios 1, 3 and 5 measure the product against.
 
-Routed only when BENCH_ENDPOINTS is on (config/urls.py). They reuse the product's own pieces so that each
-comparison differs from POST /api/v1/payments in one thing only.
+Routed only by the bench's own URLconf (bench/urls.py, under bench/settings.py). They reuse the product's own
+pieces so that each comparison differs from POST /api/v1/payments in one thing only.
 """
 
 from __future__ import annotations

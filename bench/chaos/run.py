@@ -35,7 +35,7 @@ from bench.chaos.clients import ClientLog
 from bench.chaos.load import Load
 from bench.chaos.stack import ChaosStack, require_local_postgres
 from bench.load import percentile
-from bench.stack import BASE_DIR, BENCH_ENV, PYTHON
+from bench.stack import BASE_DIR, PYTHON
 from bench.ws_load import WAIT_PAGE_HEARTBEAT
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -237,14 +237,9 @@ def _database(stack: ChaosStack) -> dict:
 def _prepare(stack: ChaosStack) -> tuple[list[tuple[str, str]], int]:
     """Django in this process, on the run's database: the merchants (tokens, refund permission) and the
     product the shoppers buy. The harness's own connections carry no pool and are closed before the load."""
-    for key in (*BENCH_ENV, *stack.extra_env, "DATABASE_URL", "REDIS_URL"):
-        os.environ[key] = stack.env[key]
-    os.environ["DATABASE_POOL_MAX_SIZE"] = "0"
     import logging
 
-    import django
-
-    django.setup()
+    stack.django_setup(DATABASE_POOL_MAX_SIZE="0")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the clients' every request is counted, not logged
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 import uuid
@@ -127,9 +128,23 @@ def test_py_spy_stacks_are_summarized_by_inclusive_share(tmp_path):
 
 # --- the bench-only app ---------------------------------------------------------------------------------
 def test_bench_endpoints_are_not_in_the_product(client):
+    # The product's settings (the suite's) know nothing of the bench: no app, no URLconf, no switch.
     assert "bench" not in settings.INSTALLED_APPS
-    assert settings.BENCH_ENDPOINTS is False
+    assert (settings.ROOT_URLCONF, settings.ASGI_APPLICATION) == ("config.urls", "config.asgi.application")
+    assert not [name for name in dir(settings) if name.startswith("BENCH")]
     assert client.post("/api/v1/bench/ceiling", {}, content_type="application/json").status_code == 404
+
+
+def test_bench_settings_are_the_products_plus_the_bench_app_and_its_urls():
+    import bench.settings
+
+    product = sys.modules[os.environ["DJANGO_SETTINGS_MODULE"]]  # config.settings, which the suite runs
+    assert [*product.INSTALLED_APPS, "bench"] == bench.settings.INSTALLED_APPS
+    assert (bench.settings.ROOT_URLCONF, bench.settings.ASGI_APPLICATION) == ("bench.urls", "bench.asgi.application")
+    names = {name for name in dir(product) if name.isupper()}
+    assert {name for name in dir(bench.settings) if name.isupper()} == names
+    changed = {name for name in names if getattr(bench.settings, name) != getattr(product, name)}
+    assert changed == {"INSTALLED_APPS", "ROOT_URLCONF", "ASGI_APPLICATION"}
 
 
 def test_noop_job_does_nothing():
@@ -144,7 +159,7 @@ def api_client(db):
     return api
 
 
-@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.urls("bench.urls")
 def test_ceiling_endpoint_authenticates_and_parses_the_body(api_client):
     assert APIClient().post("/api/v1/bench/ceiling", PAYMENT_BODY, format="json").status_code == 401
     response = api_client.post("/api/v1/bench/ceiling", PAYMENT_BODY, format="json")
@@ -152,7 +167,7 @@ def test_ceiling_endpoint_authenticates_and_parses_the_body(api_client):
     assert response.json() == {"ok": True, "fields": 3}
 
 
-@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.urls("bench.urls")
 def test_sync_endpoint_does_the_accept_path_then_the_bank_call_inline(api_client):
     response = api_client.post(
         "/api/v1/bench/payments-sync", PAYMENT_BODY, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4())
