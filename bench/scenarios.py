@@ -22,6 +22,7 @@ from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds, process_rs
 ACCEPT_PATH = "/api/v1/payments"
 CEILING_PATH = "/api/v1/bench/ceiling"
 SYNC_PATH = "/api/v1/bench/payments-sync"
+NOOP_JOB = "bench.jobs.noop_job"
 SLOW_BANK_MS = 2000
 RUN_WORKERS = 2  # what `make run` starts (RQ_WORKERS default of runstack)
 
@@ -327,25 +328,18 @@ def scenario_4(ctx: Context) -> dict:
 
 
 def _enqueue_noop_jobs(count: int) -> list[str]:
-    """`count` no-op jobs, enqueued with the same options as a payment's job (payments/services/dispatch.py)."""
+    """`count` no-op jobs, enqueued with the options of a payment's job (payments/services/dispatch.py)."""
     import django_rq
-    from django.conf import settings
     from rq import Queue
 
-    queue = django_rq.get_queue("payments")
+    from payments.services.dispatch import PAYMENTS_QUEUE, job_options
+
+    queue = django_rq.get_queue(PAYMENTS_QUEUE)
     stamp = time.time_ns()
-    datas = [
-        Queue.prepare_data(
-            "bench.jobs.noop_job",
-            (str(number),),
-            job_id=f"noop-{stamp}-{number}",
-            timeout=settings.PAYMENTS_JOB_TIMEOUT,
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"noop_job {number}",
-        )
-        for number in range(count)
-    ]
+    datas = []
+    for number in range(count):
+        options = job_options(NOOP_JOB, number, job_id=f"noop-{stamp}-{number}")
+        datas.append(Queue.prepare_data(NOOP_JOB, (str(number),), timeout=options.pop("job_timeout"), **options))
     with queue.connection.pipeline() as pipe:
         jobs = queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
