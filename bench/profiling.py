@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bench.load import PAYMENT_BODY
+from bench.scenarios import redis_counters
 
 # Functions whose cumulative time is reported (the outermost call of each, by name).
 ACCEPT_STEPS = (
@@ -38,22 +39,14 @@ JOB_STEPS = (
 )
 
 
-def _redis_counters(client) -> tuple[int, int]:
-    from bench.scenarios import REDIS_OVERHEAD_COMMANDS
-
-    stats = client.info("commandstats")
-    commands = sum(entry["calls"] for name, entry in stats.items() if name not in REDIS_OVERHEAD_COMMANDS)
-    return commands, client.info("stats")["total_connections_received"]
-
-
 def _measure(redis_client, call, count: int) -> dict:
     """Time, Redis commands and Redis connections per call, over `count` calls."""
-    commands_before, connections_before = _redis_counters(redis_client)
+    commands_before, connections_before = redis_counters(redis_client)
     began = time.perf_counter()
     for number in range(count):
         call(number)
     elapsed = time.perf_counter() - began
-    commands_after, connections_after = _redis_counters(redis_client)
+    commands_after, connections_after = redis_counters(redis_client)
     return {
         "ms_per_call": elapsed / count * 1000,
         "redis_commands_per_call": (commands_after - commands_before) / count,

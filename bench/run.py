@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.close()
         log("stopped every process the bench started")
 
-    from bench import report
+    from bench import record, report
 
     run = report.build_run(
         stamp=stamp,
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds=time.monotonic() - began,
         load_before=load_before,
     )
-    json_path = report.write_json(run, results_dir / f"{stamp}{suffix}.json")
+    json_path = record.write_json(run, results_dir / f"{stamp}{suffix}.json")
     report.write_markdown(run, doc_path, json_path=json_path)
     log(f"wrote {json_path.relative_to(BASE_DIR) if json_path.is_relative_to(BASE_DIR) else json_path}")
     log(f"wrote {doc_path.relative_to(BASE_DIR) if doc_path.is_relative_to(BASE_DIR) else doc_path} and its chart")

@@ -17,14 +17,14 @@ load (bench/load.py). `python -m bench.scenario_e2e [--quick] [--scenarios 5,6]`
 from __future__ import annotations
 
 import json
-import math
 import os
 import select
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 
-from bench.scenarios import ACCEPT_PATH, RUN_WORKERS, Context, _interleaved, bench_card_number, reset_redis
+from bench.record import fmt, pct, ratio_text, yes
+from bench.scenarios import ACCEPT_PATH, RUN_WORKERS, Context, bench_card_number, interleaved, ratio_of, reset_redis
 from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds, process_rss_mib
 from bench.ws_load import WAIT_PAGE_HEARTBEAT, E2ESpec, HoldSpec, ws_base
 
@@ -82,10 +82,6 @@ def params_for(ctx: Context) -> E2EParams:
     return PARAMS["quick" if ctx.budget.name == "quick" else "default"]
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else math.nan
-
-
 def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(process_cpu_seconds(pid) for pid in group) for name, group in pids.items() if group}
 
@@ -112,21 +108,21 @@ def scenario_5(ctx: Context) -> dict:
         stack.start_workers(RUN_WORKERS, **GATEWAY_AT_ONCE)
         stack.wait_workers_ready()  # every thread of every worker process
         warm_up = _warm_up_e2e(ctx, params)
-        for side in _interleaved(params.s5_repeats, "floor", "product"):
+        for side in interleaved(params.s5_repeats, "floor", "product"):
             runs[side].append(_run_e2e(ctx, FLOOR_PATH if side == "floor" else ACCEPT_PATH, params))
     finally:
         stack.stop_workers()
         stack.stop_web()
         reset_redis(stack)
     floor, product = _pooled(runs["floor"]), _pooled(runs["product"])
-    ratio = _ratio(product["p99_ms"], floor["p99_ms"])
+    ratio = ratio_of(product["p99_ms"], floor["p99_ms"])
     return {
         "scenario": 5,
         "rate": params.s5_rate,
         "workers": RUN_WORKERS,
         "floor": floor,
         "product": product,
-        "p50_ratio": _ratio(product["p50_ms"], floor["p50_ms"]),
+        "p50_ratio": ratio_of(product["p50_ms"], floor["p50_ms"]),
         "runs": runs,
         "warm_up": warm_up,
         "figure": ratio,
@@ -264,7 +260,7 @@ def scenario_6(ctx: Context) -> dict:
         daphne_cpu_share={"connect": connect_share.get("daphne"), "settle": settle_share.get("daphne")},
         params=asdict(params),
     )
-    result["settle_rate"] = round(_ratio(result["received"], result["settle_s"]), 1)
+    result["settle_rate"] = round(ratio_of(result["received"], result["settle_s"]), 1)
     spec_path.unlink(missing_ok=True)
     ctx.log(
         f"    received {result['received']:,}/{n:,} outcomes (lost {result['lost']}) in {result['settle_s']} s "
@@ -448,20 +444,19 @@ def _hold_result(n: int, before: dict, with_all: dict, after: dict, connected: d
 # --- the report's rows and sections ----------------------------------------------------------------------------
 def summary_rows(result: dict) -> list[str]:
     """The results table's row for scenario 5 or 6 (which one: `result["scenario"]`)."""
-    from bench.report import _f, _met, _ratio_text
-
     if result["scenario"] == 5:
         f, p = result["floor"], result["product"]
         return [
             f"| 5 | end to end, submit → outcome frame at {result['rate']:g} payments/s, gateway 0 ms: "
-            f"p99 {_f(p['p99_ms'])} ms vs floor {_f(f['p99_ms'])} ms (p50 {_f(p['p50_ms'])} vs {_f(f['p50_ms'])} ms) "
-            f"| {_ratio_text(result['figure'], S5_TARGET, '×')} floor | ≤ 3× | {_met(result['met'])} |"
+            f"p99 {fmt(p['p99_ms'])} ms vs floor {fmt(f['p99_ms'])} ms "
+            f"(p50 {fmt(p['p50_ms'])} vs {fmt(f['p50_ms'])} ms) "
+            f"| {ratio_text(result['figure'], S5_TARGET, '×')} floor | ≤ 3× | {yes(result['met'])} |"
         ]
     quick = "" if result["n"] >= S6_TARGET_N else f" (N below the target's {S6_TARGET_N:,})"
     return [
         f"| 6 | {result['n']:,} sockets on one daphne{quick}: {result['received']:,} received their outcome, "
-        f"{_f(result['kib_per_connection'])} KiB per connection, settled in {_f(result['settle_s'])} s "
-        f"| **{result['lost']:,} lost** | {result['target']} | {_met(result['met'])} |"
+        f"{fmt(result['kib_per_connection'])} KiB per connection, settled in {fmt(result['settle_s'])} s "
+        f"| **{result['lost']:,} lost** | {result['target']} | {yes(result['met'])} |"
     ]
 
 
@@ -471,8 +466,6 @@ def details(result: dict) -> list[str]:
 
 
 def _details_5(s: dict) -> list[str]:
-    from bench.report import _f, _pct
-
     out = [
         "### 5 · End to end: submit → outcome frame, against the floor",
         "",
@@ -499,18 +492,18 @@ def _details_5(s: dict) -> list[str]:
         for index, run in enumerate(s["runs"][side], 1):
             t, cpu = run["total"], run["server_cpu_share"]
             out.append(
-                f"| {side} #{index} | {_f(run['sent_rate'])} | {_f(run['settled_rate'])} | {_f(t['p50_ms'])} "
-                f"| {_f(t['p90_ms'])} | {_f(t['p99_ms'])} | {_f(t['max_ms'])} | {_f(run['post']['p50_ms'])} "
-                f"| {_f(run['ws_open']['p50_ms'])} | {_f(run['to_outcome']['p50_ms'])} "
+                f"| {side} #{index} | {fmt(run['sent_rate'])} | {fmt(run['settled_rate'])} | {fmt(t['p50_ms'])} "
+                f"| {fmt(t['p90_ms'])} | {fmt(t['p99_ms'])} | {fmt(t['max_ms'])} | {fmt(run['post']['p50_ms'])} "
+                f"| {fmt(run['ws_open']['p50_ms'])} | {fmt(run['to_outcome']['p50_ms'])} "
                 f"| {run['outcome_on_first_frame']}/{run['settled']} | {run['outcome_after_resume']} "
                 f"| {run['errors']} | {run['max_in_flight']} "
-                f"| {_pct(cpu.get('daphne'))} | {_pct(cpu.get('workers'))} |"
+                f"| {pct(cpu.get('daphne'))} | {pct(cpu.get('workers'))} |"
             )
     f, p = s["floor"], s["product"]
     out += [
         "",
-        f"Pooled: product p50 {_f(p['p50_ms'])} ms, p99 {_f(p['p99_ms'])} ms over {p['settled']:,} payments; floor "
-        f"p50 {_f(f['p50_ms'])} ms, p99 {_f(f['p99_ms'])} ms over {f['settled']:,}. p99 ratio "
+        f"Pooled: product p50 {fmt(p['p50_ms'])} ms, p99 {fmt(p['p99_ms'])} ms over {p['settled']:,} payments; floor "
+        f"p50 {fmt(f['p50_ms'])} ms, p99 {fmt(f['p99_ms'])} ms over {f['settled']:,}. p99 ratio "
         f"{s['figure']:.2f}, p50 ratio {s['p50_ratio']:.2f}.",
         "",
     ]
@@ -528,8 +521,6 @@ def _details_5(s: dict) -> list[str]:
 
 
 def _details_6(s: dict) -> list[str]:
-    from bench.report import _f, _pct
-
     d = s["daphne"]
     rows = [
         ("daphne RSS, MiB", "daphne_rss_mib", 1),
@@ -568,8 +559,8 @@ def _details_6(s: dict) -> list[str]:
     ]
     for label, key, digits in rows:
         out.append(
-            f"| {label} | {_f(d['before'][key], digits)} | {_f(d['connected'][key], digits)} "
-            f"| {_f(d['after_settle'][key], digits)} |"
+            f"| {label} | {fmt(d['before'][key], digits)} | {fmt(d['connected'][key], digits)} "
+            f"| {fmt(d['after_settle'][key], digits)} |"
         )
     out += [
         "",
@@ -578,21 +569,21 @@ def _details_6(s: dict) -> list[str]:
         f"| connected / received outcome / lost | {s['connected']:,} / {s['received']:,} / {s['lost']:,} |",
         f"| lost with the payment settled (push lost) / not settled (job unfinished) | "
         f"{s['lost_settled_in_database']:,} / {s['lost'] - s['lost_settled_in_database']:,} |",
-        f"| outcome delay, write → frame: p50 / p99 / max | {_f(s['outcome_delay']['p50_ms'], 0)} / "
-        f"{_f(s['outcome_delay']['p99_ms'], 0)} / {_f(s['outcome_delay']['max_ms'], 0)} ms |",
-        f"| memory per connection in daphne | {_f(s['kib_per_connection'])} KiB |",
-        f"| Redis memory per connection (its channel-layer group) | {_f(s['group_kib_per_connection'], 2)} KiB |",
+        f"| outcome delay, write → frame: p50 / p99 / max | {fmt(s['outcome_delay']['p50_ms'], 0)} / "
+        f"{fmt(s['outcome_delay']['p99_ms'], 0)} / {fmt(s['outcome_delay']['max_ms'], 0)} ms |",
+        f"| memory per connection in daphne | {fmt(s['kib_per_connection'])} KiB |",
+        f"| Redis memory per connection (its channel-layer group) | {fmt(s['group_kib_per_connection'], 2)} KiB |",
         f"| daphne's open files besides the sockets (Redis connections, the database, logs) "
         f"| {s['daphne_fds_besides_sockets']:,} |",
-        f"| connecting all, s (achieved connects/s) | {_f(s['connect_s'], 1)} ({_f(s['connect_rate'])}) |",
-        f"| settling all after the workers were ready, s (outcomes/s) | {_f(s['settle_s'], 1)} "
-        f"({_f(s['settle_rate'])}) |",
+        f"| connecting all, s (achieved connects/s) | {fmt(s['connect_s'], 1)} ({fmt(s['connect_rate'])}) |",
+        f"| settling all after the workers were ready, s (outcomes/s) | {fmt(s['settle_s'], 1)} "
+        f"({fmt(s['settle_rate'])}) |",
         f"| payments with an outcome in the database | {s['settled_in_database']:,} |",
         f"| most pushes waiting for daphne's receive loop (channel capacity) | {s['channel_backlog_max']:,} "
         f"({s['channel_capacity']:,}) |",
-        f"| daphne CPU while connecting / settling | {_pct(s['daphne_cpu_share']['connect'])} / "
-        f"{_pct(s['daphne_cpu_share']['settle'])} |",
-        f"| the client process's peak RSS | {_f(s['client_max_rss_mib'])} MiB |",
+        f"| daphne CPU while connecting / settling | {pct(s['daphne_cpu_share']['connect'])} / "
+        f"{pct(s['daphne_cpu_share']['settle'])} |",
+        f"| the client process's peak RSS | {fmt(s['client_max_rss_mib'])} MiB |",
         "",
     ]
     if s["lost"]:

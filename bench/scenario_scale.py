@@ -30,7 +30,8 @@ from pathlib import Path
 
 from bench import scenarios as base
 from bench.load import LoadSpec
-from bench.scenarios import ACCEPT_PATH, Context, reset_redis
+from bench.record import fmt, pct, yes
+from bench.scenarios import ACCEPT_PATH, Context, ratio_of, reset_redis
 from bench.stack import BASE_DIR, process_cpu_seconds
 
 TARGET = "> 1 (rises)"
@@ -171,10 +172,6 @@ def _median(runs: list[dict], read: Callable[[dict], float]) -> float:
     return statistics.median(read(run) for run in runs)
 
 
-def _ratio(two: float, one: float) -> float:
-    return two / one if one else float("nan")
-
-
 def _cpu_summary(runs: list[dict]) -> dict:
     """Median over runs of: cores busy, the load client's share of a core, and the servers' (all daphne and
     worker processes together)."""
@@ -195,7 +192,7 @@ def _accept_side_by_side(ctx: Context, sizes: Sizes) -> dict:
         second_url = stack.start_extra_web(SANDBOX_LATENCY_MS="0")
         urls = {"1": [stack.web_url + ACCEPT_PATH], "2": [stack.web_url + ACCEPT_PATH, second_url + ACCEPT_PATH]}
         runs: dict[str, list[dict]] = {side: [] for side in SIDES}
-        for side in base._interleaved(ctx.budget.repeats, *SIDES):
+        for side in base.interleaved(ctx.budget.repeats, *SIDES):
             runs[side].append(_load(ctx, urls[side], sizes.concurrency))
     finally:
         stack.stop_extra_webs()
@@ -212,7 +209,7 @@ def _accept_side_by_side(ctx: Context, sizes: Sizes) -> dict:
         }
         for side in SIDES
     }
-    return {"concurrency": sizes.concurrency, "sides": sides, "ratio": _ratio(sides["2"]["rps"], sides["1"]["rps"])}
+    return {"concurrency": sizes.concurrency, "sides": sides, "ratio": ratio_of(sides["2"]["rps"], sides["1"]["rps"])}
 
 
 # --- (b) settled/s: 1 vs 2 worker processes ---------------------------------------------------------------
@@ -229,7 +226,7 @@ def _settle_side_by_side(ctx: Context, sizes: Sizes) -> dict:
         start, end = _job_span_unix(job_ids)
         drained["cpu"] = sampler.shares(start, end)
         sides[side] = drained
-    return {"jobs": sizes.jobs, "sides": sides, "ratio": _ratio(sides["2"]["per_second"], sides["1"]["per_second"])}
+    return {"jobs": sizes.jobs, "sides": sides, "ratio": ratio_of(sides["2"]["per_second"], sides["1"]["per_second"])}
 
 
 def _job_span_unix(job_ids: list[str]) -> tuple[float, float]:
@@ -251,7 +248,7 @@ def _combined_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     stack = ctx.stack
     ctx.log(f"  (c) accept load ({sizes.concurrency} clients) with workers settling: 1+1 vs 2+2 processes")
     runs: dict[str, list[dict]] = {side: [] for side in SIDES}
-    for side in base._interleaved(sizes.combined_repeats, *SIDES):
+    for side in base.interleaved(sizes.combined_repeats, *SIDES):
         count = int(side)
         reset_redis(stack)  # no backlog from the other side's run
         stack.start_web(SANDBOX_LATENCY_MS="0")
@@ -282,8 +279,8 @@ def _combined_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     return {
         "concurrency": sizes.concurrency,
         "sides": sides,
-        "accepted_ratio": _ratio(two["accepted_per_s"], one["accepted_per_s"]),
-        "settled_ratio": _ratio(two["settled_per_s"], one["settled_per_s"]),
+        "accepted_ratio": ratio_of(two["accepted_per_s"], one["accepted_per_s"]),
+        "settled_ratio": ratio_of(two["settled_per_s"], one["settled_per_s"]),
     }
 
 
@@ -310,43 +307,29 @@ def scenario_scale(ctx: Context) -> dict:
 
 
 # --- the report -------------------------------------------------------------------------------------------
-def _num(value, digits: int = 1) -> str:
-    if value is None or value != value:  # None or NaN
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-def _pct(share) -> str:
-    return "—" if share is None else f"{share * 100:.0f} %"
-
-
-def _yes(flag: bool) -> str:
-    return "**yes**" if flag else "**no**"
-
-
 def summary_rows(result: dict) -> list[str]:
     a, b, c = result["accept"], result["settle"], result["combined"]
     a1, a2 = a["sides"]["1"], a["sides"]["2"]
     b1, b2 = b["sides"]["1"], b["sides"]["2"]
     c1, c2 = c["sides"]["1"], c["sides"]["2"]
     return [
-        f"| scale | accept, {a['concurrency']} clients, no worker: 2 daphne {_num(a2['rps'])} req/s vs 1 daphne "
-        f"{_num(a1['rps'])} req/s | **{a['ratio']:.2f}×** | {TARGET} | {_yes(a['ratio'] > 1)} |",
-        f"| scale | {b['jobs']:,} queued payments: 2 worker processes {_num(b2['per_second'])} settled/s vs 1 "
-        f"{_num(b1['per_second'])} settled/s | **{b['ratio']:.2f}×** | {TARGET} | {_yes(b['ratio'] > 1)} |",
-        f"| scale | whole system, {c['concurrency']} clients: 2 daphne + 2 workers {_num(c2['accepted_per_s'])} "
-        f"accepted/s and {_num(c2['settled_per_s'])} settled/s vs 1 + 1 {_num(c1['accepted_per_s'])} and "
-        f"{_num(c1['settled_per_s'])} | **{c['accepted_ratio']:.2f}×** accepted, **{c['settled_ratio']:.2f}×** "
-        f"settled | {TARGET} | {_yes(c['accepted_ratio'] > 1 and c['settled_ratio'] > 1)} |",
+        f"| scale | accept, {a['concurrency']} clients, no worker: 2 daphne {fmt(a2['rps'])} req/s vs 1 daphne "
+        f"{fmt(a1['rps'])} req/s | **{a['ratio']:.2f}×** | {TARGET} | {yes(a['ratio'] > 1)} |",
+        f"| scale | {b['jobs']:,} queued payments: 2 worker processes {fmt(b2['per_second'])} settled/s vs 1 "
+        f"{fmt(b1['per_second'])} settled/s | **{b['ratio']:.2f}×** | {TARGET} | {yes(b['ratio'] > 1)} |",
+        f"| scale | whole system, {c['concurrency']} clients: 2 daphne + 2 workers {fmt(c2['accepted_per_s'])} "
+        f"accepted/s and {fmt(c2['settled_per_s'])} settled/s vs 1 + 1 {fmt(c1['accepted_per_s'])} and "
+        f"{fmt(c1['settled_per_s'])} | **{c['accepted_ratio']:.2f}×** accepted, **{c['settled_ratio']:.2f}×** "
+        f"settled | {TARGET} | {yes(c['accepted_ratio'] > 1 and c['settled_ratio'] > 1)} |",
     ]
 
 
 def _cpu_cells(cpu: dict) -> str:
-    return f"{_num(cpu['machine_cores_busy'], 2)} | {_pct(cpu['client'])} | {_pct(cpu['servers'])}"
+    return f"{fmt(cpu['machine_cores_busy'], 2)} | {pct(cpu['client'])} | {pct(cpu['servers'])}"
 
 
 def _per_process(run: dict) -> str:
-    return ", ".join(f"{name} {_pct(share)}" for name, share in run["cpu"]["processes"].items())
+    return ", ".join(f"{name} {pct(share)}" for name, share in run["cpu"]["processes"].items())
 
 
 def details(result: dict) -> list[str]:
@@ -372,7 +355,7 @@ def details(result: dict) -> list[str]:
     for side in SIDES:
         s = a["sides"][side]
         out.append(
-            f"| {side} | {_num(s['rps'])} | {_num(s['p50_ms'])} | {_num(s['p99_ms'])} | {s['errors']} "
+            f"| {side} | {fmt(s['rps'])} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {s['errors']} "
             f"| {_cpu_cells(s['cpu'])} |"
         )
     out += ["", "Runs, in the order they ran:", ""]
@@ -380,7 +363,7 @@ def details(result: dict) -> list[str]:
         for number, run in enumerate(a["sides"][side]["runs"], 1):
             per_port = " + ".join(str(n) for n in run["ok_by_url"].values())
             out.append(
-                f"- {side} daphne #{number}: {_num(run['rps'])} req/s (answers per port in the window: {per_port}); "
+                f"- {side} daphne #{number}: {fmt(run['rps'])} req/s (answers per port in the window: {per_port}); "
                 f"{_per_process(run)}"
             )
     out += [
@@ -395,8 +378,8 @@ def details(result: dict) -> list[str]:
     for side in SIDES:
         s = b["sides"][side]
         out.append(
-            f"| {side} | {s.get('threads_per_process', '—')} | {_num(s['per_second'])} | {_num(s['span_s'], 2)} "
-            f"| {_num(s['cpu']['machine_cores_busy'], 2)} | {_pct(s['cpu']['processes'].get('workers'))} |"
+            f"| {side} | {s.get('threads_per_process', '—')} | {fmt(s['per_second'])} | {fmt(s['span_s'], 2)} "
+            f"| {fmt(s['cpu']['machine_cores_busy'], 2)} | {pct(s['cpu']['processes'].get('workers'))} |"
         )
     out += [
         "",
@@ -411,8 +394,8 @@ def details(result: dict) -> list[str]:
     for side in SIDES:
         s = c["sides"][side]
         out.append(
-            f"| {side} daphne + {side} worker{'s' if side != '1' else ''} | {_num(s['accepted_per_s'])} "
-            f"| {_num(s['settled_per_s'])} | {_num(s['p99_ms'])} | {s['errors']} | {_cpu_cells(s['cpu'])} |"
+            f"| {side} daphne + {side} worker{'s' if side != '1' else ''} | {fmt(s['accepted_per_s'])} "
+            f"| {fmt(s['settled_per_s'])} | {fmt(s['p99_ms'])} | {s['errors']} | {_cpu_cells(s['cpu'])} |"
         )
     out += ["", "Per process, per run: " + "; ".join(
         f"{side}+{side} #{number}: {_per_process(run)}"

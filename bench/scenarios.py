@@ -106,18 +106,13 @@ def reset_redis(stack: Stack) -> None:
 REDIS_OVERHEAD_COMMANDS = ("cmdstat_info", "cmdstat_hello", "cmdstat_client|setinfo")
 
 
-def redis_counters(stack: Stack) -> tuple[int, int]:
-    """(commands processed, connections received) so far by the bench's Redis server; the commands leave out
-    INFO and the connection handshake (HELLO, CLIENT SETINFO), which the connection count stands for."""
-    import redis
-
-    client = redis.Redis.from_url(stack.env["REDIS_URL"])
-    try:
-        stats = client.info("commandstats")
-        commands = sum(entry["calls"] for name, entry in stats.items() if name not in REDIS_OVERHEAD_COMMANDS)
-        return commands, client.info("stats")["total_connections_received"]
-    finally:
-        client.close()
+def redis_counters(client) -> tuple[int, int]:
+    """(commands processed, connections received) so far by the Redis server `client` talks to; the commands
+    leave out INFO and the connection handshake (HELLO, CLIENT SETINFO), which the connection count stands for.
+    Ask the same client before and after: its own connection is then counted in neither difference."""
+    stats = client.info("commandstats")
+    commands = sum(entry["calls"] for name, entry in stats.items() if name not in REDIS_OVERHEAD_COMMANDS)
+    return commands, client.info("stats")["total_connections_received"]
 
 
 def run_load_client(spec: LoadSpec) -> dict:
@@ -137,6 +132,8 @@ def run_load_client(spec: LoadSpec) -> dict:
 
 def run_load(ctx: Context, path: str, *, concurrency: int, expect_status: int, warmup=None, duration=None) -> dict:
     """One load run from a separate client process; adds the server processes' CPU over the run."""
+    import redis
+
     stack, budget = ctx.stack, ctx.budget
     spec = LoadSpec(
         url=stack.web_url + path,
@@ -149,13 +146,17 @@ def run_load(ctx: Context, path: str, *, concurrency: int, expect_status: int, w
     )
     watched = {"daphne": [stack.web.pid] if stack.web else [], "workers": [w.pid for w in stack.workers]}
     cpu_before = {name: sum(process_cpu_seconds(pid) for pid in pids) for name, pids in watched.items()}
-    redis_before = redis_counters(stack)
-    result = run_load_client(spec)
-    redis_after = redis_counters(stack)
+    counter = redis.Redis.from_url(stack.env["REDIS_URL"])
+    try:
+        redis_before = redis_counters(counter)
+        result = run_load_client(spec)
+        redis_after = redis_counters(counter)
+    finally:
+        counter.close()
     elapsed = max(result["elapsed_s"], 1e-9)
     sent = max(result["sent_total"], 1)
     # Over the whole run, warm-up included; workers' commands count too when workers are up.
-    result["redis_connections_per_request"] = round((redis_after[1] - redis_before[1] - 1) / sent, 2)
+    result["redis_connections_per_request"] = round((redis_after[1] - redis_before[1]) / sent, 2)
     result["redis_commands_per_request"] = round((redis_after[0] - redis_before[0]) / sent, 2)
     result["server_cpu_share"] = {
         name: round((sum(process_cpu_seconds(pid) for pid in pids) - cpu_before[name]) / elapsed, 3)
@@ -185,7 +186,7 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
-def _interleaved(repeats: int, first: str, second: str) -> list[str]:
+def interleaved(repeats: int, first: str, second: str) -> list[str]:
     """A B B A A B ...: drift on a noisy machine hits both sides alike."""
     order: list[str] = []
     for repeat in range(repeats):
@@ -193,7 +194,7 @@ def _interleaved(repeats: int, first: str, second: str) -> list[str]:
     return order
 
 
-def _ratio(numerator: float, denominator: float) -> float:
+def ratio_of(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else float("nan")
 
 
@@ -207,7 +208,7 @@ def scenario_1(ctx: Context) -> dict:
     try:
         for concurrency in budget.concurrencies:
             runs: dict[str, list[dict]] = {"ceiling": [], "accept": []}
-            for side in _interleaved(budget.repeats, "ceiling", "accept"):
+            for side in interleaved(budget.repeats, "ceiling", "accept"):
                 path, expect = (CEILING_PATH, 200) if side == "ceiling" else (ACCEPT_PATH, 202)
                 runs[side].append(run_load(ctx, path, concurrency=concurrency, expect_status=expect))
             accept, ceiling = _summary(runs["accept"]), _summary(runs["ceiling"])
@@ -216,7 +217,7 @@ def scenario_1(ctx: Context) -> dict:
                     "concurrency": concurrency,
                     "accept": accept,
                     "ceiling": ceiling,
-                    "ratio": _ratio(accept["rps"], ceiling["rps"]),
+                    "ratio": ratio_of(accept["rps"], ceiling["rps"]),
                     "runs": runs,
                 }
             )
@@ -254,7 +255,7 @@ def scenario_2(ctx: Context) -> dict:
             "runs": runs,
         }
     reset_redis(stack)
-    ratio = _ratio(sides[SLOW_BANK_MS]["summary"]["rps"], sides[0]["summary"]["rps"])
+    ratio = ratio_of(sides[SLOW_BANK_MS]["summary"]["rps"], sides[0]["summary"]["rps"])
     return {
         "concurrency": budget.s2_concurrency,
         "workers": RUN_WORKERS,
@@ -292,7 +293,7 @@ def scenario_3(ctx: Context) -> dict:
     finally:
         stack.stop_web()
         reset_redis(stack)
-    ratio = _ratio(accept["rps"], sync["rps"])
+    ratio = ratio_of(accept["rps"], sync["rps"])
     return {
         "concurrency": concurrency,
         "latency_ms": SLOW_BANK_MS,
@@ -319,7 +320,7 @@ def scenario_4(ctx: Context) -> dict:
                 "workers": workers,
                 "noop": noop,
                 "payments": payments,
-                "ratio": _ratio(payments["per_second"], noop["per_second"]),
+                "ratio": ratio_of(payments["per_second"], noop["per_second"]),
             }
         )
     reset_redis(stack)
@@ -486,7 +487,7 @@ def scenario_7(ctx: Context) -> dict:
     stack.stop_web()
     reset_redis(stack)
     runs: dict[str, list[dict]] = {"0": [], str(SLOW_BANK_MS): []}
-    for side in _interleaved(budget.repeats, "0", str(SLOW_BANK_MS)):
+    for side in interleaved(budget.repeats, "0", str(SLOW_BANK_MS)):
         runs[side].append(
             _drain(ctx, RUN_WORKERS, _record_pending_payments(count), check_payments=True, latency_ms=int(side))
         )
@@ -495,7 +496,7 @@ def scenario_7(ctx: Context) -> dict:
     in_flight = max(run["most_in_flight"] for run in runs[str(SLOW_BANK_MS)])
     peak_rss = max(run["workers_peak_rss_mib"] for run in runs[str(SLOW_BANK_MS)])
     one_call_process = _single_thread_worker_rss(ctx)
-    ratio = _ratio(slow, fast)
+    ratio = ratio_of(slow, fast)
     return {
         "payments": count,
         "processes": RUN_WORKERS,

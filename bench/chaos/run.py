@@ -35,6 +35,7 @@ from bench.chaos.clients import ClientLog
 from bench.chaos.load import Load
 from bench.chaos.stack import ChaosStack, require_local_postgres
 from bench.load import percentile
+from bench.record import machine, write_json
 from bench.stack import BASE_DIR, PYTHON
 from bench.ws_load import WAIT_PAGE_HEARTBEAT
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started_wall,
         "seconds": round(time.monotonic() - began, 1),
         "load_before": load_before,
-        "machine": report.machine(),
+        "machine": machine(report.PACKAGES),
         "database": stack.database_kind,
         "redis": stack.redis_kind,
         "profile": {
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results_dir = args.results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
-    json_path = report.write_json(run, results_dir / f"{stamp}{suffix}.json")
+    json_path = write_json(run, results_dir / f"{stamp}{suffix}.json")
     doc = (args.doc or (results_dir / f"{stamp}{suffix}.md" if args.ci else DOC_PATH)).resolve()
     chart = None
     if not args.ci and doc == DOC_PATH and report.write_chart(run, CHART_PATH):

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from bench import report
+from bench import record, report
 from bench.jobs import noop_job
 from bench.load import PAYMENT_BODY, LoadResult, LoadSpec, percentile, run_load, summarize_latencies
 from bench.profiling import summarize_collapsed
@@ -204,7 +204,7 @@ def test_report_writes_every_figure_next_to_its_target_and_the_unmeasured_rows(t
             "s4_jobs": 60,
         },
         "seconds": 12.0,
-        "machine": report.machine(),
+        "machine": record.machine(report.PACKAGES),
         "database": "SQLite",
         "redis": "embedded",
         "scenarios": {
@@ -240,7 +240,7 @@ def test_report_writes_every_figure_next_to_its_target_and_the_unmeasured_rows(t
         "profile": None,
     }
     doc = tmp_path / "benchmarks.md"
-    report.write_markdown(run, doc, json_path=report.write_json(run, tmp_path / "run.json"))
+    report.write_markdown(run, doc, json_path=record.write_json(run, tmp_path / "run.json"))
     text = doc.read_text()
     assert "**0.60** of ceiling | ≥ 0.5 | **yes**" in text
     assert "**0.10** of ceiling | ≥ 0.5 | **no**" in text
