@@ -100,7 +100,7 @@ def profile_hot_paths(*, token: str, results_dir: Path, stamp: str, requests: in
     from django.conf import settings
     from django.test import Client
 
-    from bench.scenarios import _record_pending_payments
+    from bench.scenarios import record_pending_payments
     from payments.jobs import payment_process_job
 
     redis_client = redis.Redis.from_url(settings.REDIS_URL)
@@ -135,7 +135,7 @@ def profile_hot_paths(*, token: str, results_dir: Path, stamp: str, requests: in
     job_count = max(requests // 3, 10)
     log(f"profile: the worker's payment job, {job_count + 2} jobs in-process (latency 0)")
     redis_client.flushdb()
-    payment_ids = [job_id.removeprefix("payment-") for job_id in _record_pending_payments(2 * job_count + 2)]
+    payment_ids = [str(payment.pk) for payment in record_pending_payments(2 * job_count + 2)]
     job_queries = _queries(lambda: payment_process_job(payment_ids[0]))
     payment_process_job(payment_ids[1])  # warm
     job_cost = _measure(redis_client, lambda n: payment_process_job(payment_ids[2 + n]), job_count)

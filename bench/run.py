@@ -1,9 +1,10 @@
 """`make bench`: python -m bench.run [--quick] [--scenarios 1,2,3,4,5,6,7,scale]
 
-Starts what the scenarios need on 127.0.0.1 (bench/stack.py), runs them (bench/scenarios.py), profiles the
-hot paths (bench/profiling.py) and writes the raw JSON under bench/results/ and the report with its chart
-(docs/benchmarks.md and docs/benchmarks.png; with --quick, next to the JSON, so the committed report stays a
-full run). Every process it starts is stopped at the end, on error and on Ctrl-C/SIGTERM too.
+Starts what the scenarios need on 127.0.0.1 (bench/stack.py), runs them (bench/scenarios.py, scenario_e2e.py,
+scenario_scale.py), profiles the hot paths (bench/profiling.py) and writes the raw JSON under bench/results/
+and the report with its chart (docs/benchmarks.md and docs/benchmarks.png; with --quick or --scenarios, next
+to the JSON, so the committed report stays a full run). Every process it starts is stopped at the end, on
+error and on Ctrl-C/SIGTERM too.
 
 PostgreSQL is used when DATABASE_URL says so (in a database of its own, `checkout_bench`); SQLite otherwise.
 """
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="skip the in-process profiles")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON and profiles go")
     parser.add_argument(
-        "--doc", type=Path, default=None, help="the report to write (default: docs/benchmarks.md; --quick: results)"
+        "--doc", type=Path, default=None, help="the report (default: docs/benchmarks.md; --quick, --scenarios: results)"
     )
     parser.add_argument("--database-url", default=None, help="default: DATABASE_URL, else SQLite")
     parser.add_argument("--database-name", default=DEFAULT_DATABASE_NAME, help="the bench's own database name")
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "-quick" if args.quick else ""
     results_dir = args.results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
-    doc_path = (args.doc or (results_dir / f"{stamp}{suffix}.md" if args.quick else DOC_PATH)).resolve()
+    full = not args.quick and args.scenario_keys == list(ORDER)
+    doc_path = (args.doc or (DOC_PATH if full else results_dir / f"{stamp}{suffix}.md")).resolve()
     command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
 
     def log(message: str) -> None:

@@ -7,22 +7,21 @@ Three comparisons, each measured side by side in one run (1 process vs 2 process
     load balancer is involved. Both daphne processes stay up for the whole comparison; the sides differ only in
     where the clients' connections go. Runs are interleaved A B B A.
 (b) settled/s: the same number of pending payments, recorded while no worker runs, drained by 1 and by 2 worker
-    processes (scenario 4's `_record_pending_payments` and `_drain`: burst workers, the rate from RQ's own job
+    processes (scenario 4's `pending_payment_jobs` and `drain`: burst workers, the rate from RQ's own job
     start/end stamps).
 (c) the whole system: 1 daphne + 1 worker process vs 2 daphne + 2 worker processes, a closed-loop accept load
     while the workers settle what is accepted; accepted/s and settled/s over the same measured window.
 
 Every figure comes with the CPU it cost over the measured window: each server process's share of one core, the
 load client's, and how many of the machine's cores were busy, so that the report can say what limits scaling
-on this machine (the load client shares its cores with the servers).
+on this machine (the load client shares its cores with the servers). `python -m bench.run --scenarios scale` runs it
+alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from bench import scenarios as base
 from bench.load import LoadSpec
 from bench.record import fmt, pct, yes
 from bench.scenarios import ACCEPT_PATH, Context, ratio_of, reset_redis
-from bench.stack import BASE_DIR, process_cpu_seconds
+from bench.stack import Sampler, process_cpu_seconds
 
 TARGET = "> 1 (rises)"
 SAMPLE_SECONDS = 0.1  # CPU sampling period; windows are whole seconds, so the error is a few per cent at most
@@ -60,7 +59,7 @@ def _machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-class CpuSampler:
+class CpuSampler(Sampler):
     """Samples, on a thread, the machine's busy CPU time and each watched process's CPU time, so that shares
     over any window inside the sampling (a load run's measured window, a drain's span) can be read afterwards.
 
@@ -69,27 +68,14 @@ class CpuSampler:
     which they were sampled at both ends.
     """
 
+    interval = SAMPLE_SECONDS
+
     def __init__(self, watched: Callable[[], dict[str, list[int]]]) -> None:
+        super().__init__()
         self._watched = watched
         self._samples: list[tuple[float, float, dict[str, dict[int, float]]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
-    def __enter__(self) -> CpuSampler:
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self._sample()
-
-    def _sample(self) -> None:
+    def sample(self) -> None:
         processes = {name: {pid: process_cpu_seconds(pid) for pid in pids} for name, pids in self._watched().items()}
         self._samples.append((time.time(), _machine_busy_seconds(), processes))
 
@@ -220,9 +206,9 @@ def _settle_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     reset_redis(stack)
     sides = {}
     for side in SIDES:
-        job_ids = base._record_pending_payments(sizes.jobs)
+        job_ids = base.pending_payment_jobs(sizes.jobs)
         with CpuSampler(lambda: _server_pids(ctx)) as sampler:
-            drained = base._drain(ctx, int(side), job_ids, check_payments=True)
+            drained = base.drain(ctx, int(side), job_ids, check_payments=True)
         start, end = _job_span_unix(job_ids)
         drained["cpu"] = sampler.shares(start, end)
         sides[side] = drained
@@ -231,7 +217,7 @@ def _settle_side_by_side(ctx: Context, sizes: Sizes) -> dict:
 
 def _job_span_unix(job_ids: list[str]) -> tuple[float, float]:
     """The drain's span in wall-clock time: the first payment job's start to the last one's end, read back from
-    the database (the payments' own stamps: Redis was emptied by `_drain`)."""
+    the database (the payments' own stamps: Redis was emptied by `drain`)."""
     from django.db.models import Max, Min
 
     from payments.models import PaymentEvent
@@ -414,37 +400,3 @@ def details(result: dict) -> list[str]:
         "",
     ]
     return out
-
-
-if __name__ == "__main__":  # python -m bench.scenario_scale [--quick] [--database-url URL]: this scenario alone
-    import argparse
-
-    from bench.scenarios import DEFAULT, QUICK
-    from bench.stack import Stack
-
-    parser = argparse.ArgumentParser(description="Run the scale-out scenario alone and print its JSON.")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--database-name", default="checkout_bench_b")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    args = parser.parse_args()
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    stack = Stack(
-        log_dir=BASE_DIR / "var" / "bench" / "logs" / f"scale-{stamp}",
-        database_url=args.database_url,
-        redis_url=args.redis_url,
-        database_name=args.database_name,
-    )
-    began = time.monotonic()
-    try:
-        stack.setup()
-        stack.django_setup()
-        stack.create_user_token()
-        context = Context(stack=stack, budget=QUICK if args.quick else DEFAULT, log=lambda m: print(m, flush=True))
-        outcome = scenario_scale(context)
-    finally:
-        stack.close()
-    print(f"{time.monotonic() - began:.0f} s")
-    print("\n".join(summary_rows(outcome)))
-    print("\n".join(details(outcome)))
-    (BASE_DIR / "var" / "bench" / f"scale-{stamp}.json").write_text(json.dumps(outcome, indent=1, default=str))

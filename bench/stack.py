@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,16 @@ def process_cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each named group of processes (a group without a process is left out)."""
+    return {name: sum(process_cpu_seconds(pid) for pid in group) for name, group in pids.items() if group}
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Each group's CPU between two `cpu_seconds` readings, as a share of one core over `seconds`."""
+    return {name: round((after[name] - before[name]) / max(seconds, 1e-9), 3) for name in before}
+
+
 def process_rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -90,6 +101,33 @@ def process_rss_mib(pid: int) -> float:
     except (OSError, ValueError):
         pass
     return float("nan")
+
+
+class Sampler:
+    """Calls `sample()` on entering the block, every `interval` seconds on a thread meanwhile, and on leaving."""
+
+    interval = 0.2
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self):
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
 
 
 @dataclass
@@ -254,7 +292,7 @@ class Stack:
         port = free_port()
         self.web = self._spawn("daphne", self.daphne_argv(port), {**self.env, **env})
         self.web_url = f"http://127.0.0.1:{port}"
-        _wait_until_web_answers(self.web, self.web_url, ready_timeout)
+        wait_until_web_answers(self.web, self.web_url, ready_timeout)
         return self.web_url
 
     def stop_web(self) -> None:
@@ -269,7 +307,7 @@ class Stack:
         child = self._spawn("daphne-extra", self.daphne_argv(port), {**self.env, **env})
         self.extra_webs.append(child)
         url = f"http://127.0.0.1:{port}"
-        _wait_until_web_answers(child, url, ready_timeout)
+        wait_until_web_answers(child, url, ready_timeout)
         return url
 
     def stop_extra_webs(self) -> None:
@@ -335,6 +373,10 @@ class Stack:
         _stop(self.workers)
         self.workers = []
 
+    def server_pids(self) -> dict[str, list[int]]:
+        """The processes serving a load, by kind: daphne and the workers that are running."""
+        return {"daphne": [self.web.pid] if self.web else [], "workers": [w.pid for w in self.workers]}
+
     def daphne_argv(self, port: int) -> list[str]:
         """daphne as runstack starts it, on a port of its own, serving the stack's ASGI application."""
         return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), self.asgi_application]
@@ -349,7 +391,7 @@ class Stack:
             self._embedded = None
 
 
-def _wait_until_web_answers(child: Child, url: str, timeout: float) -> None:
+def wait_until_web_answers(child: Child, url: str, timeout: float) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout

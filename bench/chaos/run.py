@@ -375,18 +375,19 @@ def _audit(stack: ChaosStack) -> dict:
         return {"ok": False, "error": (done.stdout + done.stderr)[-2000:]}
 
 
-def _recovery(drive: dict, profile: plan.Profile) -> dict:
+def _first_outcomes() -> dict:
+    """When each payment reached its first outcome (succeeded, failed, canceled), by its events."""
     from django.db.models import Min
 
     from payments.models import PaymentEvent
 
-    firsts = (
-        PaymentEvent.objects.filter(to_status__in=("succeeded", "failed", "canceled"))
-        .values("payment_id")
-        .annotate(at=Min("created_at"))
-    )
+    outcomes = PaymentEvent.objects.filter(to_status__in=("succeeded", "failed", "canceled"))
+    return dict(outcomes.values("payment_id").annotate(at=Min("created_at")).values_list("payment_id", "at"))
+
+
+def _recovery(drive: dict, profile: plan.Profile) -> dict:
     zero = drive["started_wall"]
-    offsets = [row["at"].timestamp() - zero for row in firsts]
+    offsets = [at.timestamp() - zero for at in _first_outcomes().values()]
     window = profile.recovery_window
     series = recovery.rate_series(offsets, end=drive["load_seconds"] + 5, window=window)
     records = drive["faults"]
@@ -419,19 +420,14 @@ def _recovery(drive: dict, profile: plan.Profile) -> dict:
 
 
 def _stats(log: ClientLog, drive: dict, stack: ChaosStack) -> dict:
-    from django.db.models import Count, Min
+    from django.db.models import Count
 
     from payments.models import Payment, PaymentEvent
 
     subs = log.submissions
     accepted_ids = {s.payment_id for s in subs if s.payment_id}
     final = Counter(dict(Payment.objects.values_list("status").annotate(n=Count("id")).order_by()))
-    firsts = dict(
-        PaymentEvent.objects.filter(to_status__in=("succeeded", "failed", "canceled"))
-        .values("payment_id")
-        .annotate(at=Min("created_at"))
-        .values_list("payment_id", "at")
-    )
+    firsts = _first_outcomes()
     created = dict(Payment.objects.values_list("id", "created_at"))
     settle_ms = sorted((firsts[pid] - created[pid]).total_seconds() * 1000 for pid in firsts if pid in created)
     moves = Counter(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.stack import PYTHON, Child, Stack, free_port
+from bench.stack import PYTHON, Child, Stack, free_port, wait_until_web_answers
 from infrastructure.embedded_redis import EmbeddedRedis
 from infrastructure.processes import stop_in_order
 
@@ -142,20 +142,9 @@ class ChaosStack(Stack):
         await self.wait_web(timeout)
         await asyncio.to_thread(self.wait_workers_ready, timeout=timeout)
 
-    async def wait_web(self, timeout: float = 30) -> float:
-        """Until daphne answers (a cheap 401); returns how long that took."""
-        import httpx
-
-        began = time.monotonic()
-        async with httpx.AsyncClient(timeout=2) as client:
-            while True:
-                try:
-                    await client.get(f"{self.web_url}/api/v1/payments")
-                    return time.monotonic() - began
-                except httpx.TransportError:
-                    if time.monotonic() - began > timeout or self.web.process.poll() is not None:
-                        raise RuntimeError(f"daphne did not start:\n{self.web.log_path.read_text()[-3000:]}") from None
-                    await asyncio.sleep(0.1)
+    async def wait_web(self, timeout: float = 30) -> None:
+        """Until daphne answers (a cheap 401), off the event loop."""
+        await asyncio.to_thread(wait_until_web_answers, self.web, self.web_url, timeout)
 
     def worker_children(self) -> list[Child]:
         return [slot.child for slot in self.slots if slot.name.startswith("worker") and slot.child is not None]
