@@ -442,6 +442,7 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
         f"make bench            # {run['command']}",
         "make bench BENCH_ARGS=--quick                  # CI smoke: tiny counts, under a minute",
         "DATABASE_URL=postgres://postgres@127.0.0.1:5432/checkout make bench  # PostgreSQL, database checkout_bench",
+        "make bench BENCH_ARGS='--scenarios 5,6'       # some scenarios only: the report goes next to the JSON",
         "```",
         "",
         f"Budget `{b['name']}`: each load run is at least {b['warmup']:g} s of warm-up (until every client has had "
