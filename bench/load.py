@@ -91,14 +91,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
 
 
-def summarize_latencies(latencies_s: list[float]) -> dict:
+def summarize_latencies(latencies_s: list[float], digits: int | None = None) -> dict:
+    """p50, p90, p99 and max in milliseconds, rounded to `digits` if given."""
     ordered = sorted(latencies_s)
-    return {
+    summary = {
         "p50_ms": percentile(ordered, 50) * 1000,
         "p90_ms": percentile(ordered, 90) * 1000,
         "p99_ms": percentile(ordered, 99) * 1000,
         "max_ms": (ordered[-1] * 1000) if ordered else math.nan,
     }
+    return summary if digits is None else {key: round(value, digits) for key, value in summary.items()}
 
 
 async def run_load(spec: LoadSpec) -> LoadResult:

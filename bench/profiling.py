@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bench.load import PAYMENT_BODY
+from bench.scenarios import redis_counters
 
 # Functions whose cumulative time is reported (the outermost call of each, by name).
 ACCEPT_STEPS = (
@@ -38,22 +39,14 @@ JOB_STEPS = (
 )
 
 
-def _redis_counters(client) -> tuple[int, int]:
-    from bench.scenarios import REDIS_OVERHEAD_COMMANDS
-
-    stats = client.info("commandstats")
-    commands = sum(entry["calls"] for name, entry in stats.items() if name not in REDIS_OVERHEAD_COMMANDS)
-    return commands, client.info("stats")["total_connections_received"]
-
-
 def _measure(redis_client, call, count: int) -> dict:
     """Time, Redis commands and Redis connections per call, over `count` calls."""
-    commands_before, connections_before = _redis_counters(redis_client)
+    commands_before, connections_before = redis_counters(redis_client)
     began = time.perf_counter()
     for number in range(count):
         call(number)
     elapsed = time.perf_counter() - began
-    commands_after, connections_after = _redis_counters(redis_client)
+    commands_after, connections_after = redis_counters(redis_client)
     return {
         "ms_per_call": elapsed / count * 1000,
         "redis_commands_per_call": (commands_after - commands_before) / count,
@@ -107,7 +100,7 @@ def profile_hot_paths(*, token: str, results_dir: Path, stamp: str, requests: in
     from django.conf import settings
     from django.test import Client
 
-    from bench.scenarios import _record_pending_payments
+    from bench.scenarios import record_pending_payments
     from payments.jobs import payment_process_job
 
     redis_client = redis.Redis.from_url(settings.REDIS_URL)
@@ -142,7 +135,7 @@ def profile_hot_paths(*, token: str, results_dir: Path, stamp: str, requests: in
     job_count = max(requests // 3, 10)
     log(f"profile: the worker's payment job, {job_count + 2} jobs in-process (latency 0)")
     redis_client.flushdb()
-    payment_ids = [job_id.removeprefix("payment-") for job_id in _record_pending_payments(2 * job_count + 2)]
+    payment_ids = [str(payment.pk) for payment in record_pending_payments(2 * job_count + 2)]
     job_queries = _queries(lambda: payment_process_job(payment_ids[0]))
     payment_process_job(payment_ids[1])  # warm
     job_cost = _measure(redis_client, lambda n: payment_process_job(payment_ids[2 + n]), job_count)

@@ -1,26 +1,24 @@
 """The run's record: raw JSON (bench/results/<UTC stamp>.json), the chart, and the Markdown report.
 
-The report is generated whole from the JSON, except the reading of the profile, which people write:
-bench/findings.md is included under "What the profile shows" (update it when the code it talks about
-changes).
+The report is generated whole from the JSON, except two parts people write: bench/choices.md, the record of
+the experiments that settled the design choices, and bench/findings.md, the reading of the profile, included
+under "What the profile shows" (update it when the code it talks about changes).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import platform
-import sys
 from dataclasses import asdict
-from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 
-from bench import choices, scenario_e2e, scenario_scale
+from bench import scenario_e2e, scenario_scale
+from bench.record import fmt, machine, pct, ratio_text, when, yes
 from bench.stack import BASE_DIR
 
 FINDINGS_PATH = Path(__file__).with_name("findings.md")
+# The record of the one-off experiments that settled the design choices (their code is gone; see the file).
+CHOICES_PATH = Path(__file__).with_name("choices.md")
 PACKAGES = ("django", "djangorestframework", "daphne", "channels", "channels-redis", "rq", "django-rq", "httpx")
 
 NOT_MEASURED = [
@@ -32,46 +30,6 @@ NOT_MEASURED = [
 
 
 # --- the record ---------------------------------------------------------------------------------------------
-def machine() -> dict:
-    info = {
-        "nproc": os.cpu_count(),
-        "cpu": _cpu_model(),
-        "memory_gib": _memory_gib(),
-        "os": platform.platform(),
-        "python": sys.version.split()[0],
-        "load_average": os.getloadavg()[0],
-        "packages": {name: _version(name) for name in PACKAGES},
-    }
-    return info
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def _memory_gib() -> float:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return math.nan
-
-
 def build_run(*, stamp, command, budget, stack, results, profile, seconds, load_before=None) -> dict:
     return {
         "stamp": stamp,
@@ -79,17 +37,12 @@ def build_run(*, stamp, command, budget, stack, results, profile, seconds, load_
         "command": command,
         "budget": asdict(budget),
         "seconds": round(seconds, 1),
-        "machine": machine(),
+        "machine": machine(PACKAGES),
         "database": stack.database_kind,
         "redis": stack.redis_kind,
         "scenarios": {str(number): result for number, result in results.items()},
         "profile": profile,
     }
-
-
-def write_json(run: dict, path: Path) -> Path:
-    path.write_text(json.dumps(run, indent=1, default=str, allow_nan=True) + "\n")
-    return path
 
 
 # --- the chart ----------------------------------------------------------------------------------------------
@@ -136,7 +89,7 @@ def write_chart(run: dict, path: Path) -> bool:
             ax.set_title(f"5 · end to end vs the floor: p99 {result['figure']:.2f}× (target ≤ 3×)")
         elif number == "6":
             _bars(ax, ["sockets open", "outcomes received"], [result["n"], result["received"]], [reference, ours])
-            ax.set_ylabel(f"sockets on one daphne ({_f(result['kib_per_connection'])} KiB each)")
+            ax.set_ylabel(f"sockets on one daphne ({fmt(result['kib_per_connection'])} KiB each)")
             ax.set_title(f"6 · waiting shoppers: {result['lost']:,} lost of {result['n']:,} (target 0 of 5,000)")
         elif number == "scale":
             sides = result["accept"]["sides"]
@@ -160,7 +113,7 @@ def write_chart(run: dict, path: Path) -> bool:
         ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend and the values
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle(f"make bench ({run['budget']['name']}), {_when(run['stamp'])}: ours in blue, reference in grey")
+    fig.suptitle(f"make bench ({run['budget']['name']}), {when(run['stamp'])}: ours in blue, reference in grey")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -181,35 +134,7 @@ def _pairs(ax, labels, ours_values, reference_values) -> None:
     ax.set_xticks(positions, labels)
 
 
-def _when(stamp: str) -> str:
-    """20261124T053709Z → 2026-11-24 05:37 UTC"""
-    try:
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        return stamp
-
-
 # --- the report ---------------------------------------------------------------------------------------------
-def _f(value, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-def _ratio_text(value: float, target: float, unit: str = "") -> str:
-    """Two decimals, or three where two would round across the target (0.496 is not 0.50)."""
-    digits = 2 if (round(value, 2) >= target) == (value >= target) else 3
-    return f"**{value:.{digits}f}{unit}**"
-
-
-def _met(flag: bool) -> str:
-    return "**yes**" if flag else "**no**"
-
-
-def _pct(share) -> str:
-    return "—" if share is None else f"{share * 100:.0f} %"
-
-
 def summary_rows(run: dict) -> list[str]:
     scenarios = run["scenarios"]
     rows = []
@@ -218,32 +143,32 @@ def summary_rows(run: dict) -> list[str]:
             a, c = row["accept"], row["ceiling"]
             rows.append(
                 f"| 1 | accept path, {row['concurrency']} client{'s' if row['concurrency'] > 1 else ''}: "
-                f"{_f(a['rps'])} req/s (p50 {_f(a['p50_ms'])} ms, p99 {_f(a['p99_ms'])} ms) vs ceiling "
-                f"{_f(c['rps'])} req/s (p50 {_f(c['p50_ms'])} ms, p99 {_f(c['p99_ms'])} ms) "
-                f"| {_ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 | {_met(row['ratio'] >= 0.5)} |"
+                f"{fmt(a['rps'])} req/s (p50 {fmt(a['p50_ms'])} ms, p99 {fmt(a['p99_ms'])} ms) vs ceiling "
+                f"{fmt(c['rps'])} req/s (p50 {fmt(c['p50_ms'])} ms, p99 {fmt(c['p99_ms'])} ms) "
+                f"| {ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 | {yes(row['ratio'] >= 0.5)} |"
             )
     if "2" in scenarios:
         s = scenarios["2"]
         rows.append(
             f"| 2 | accept throughput, {s['concurrency']} clients, {s['workers']} workers up: gateway 2,000 ms "
-            f"{_f(s['slow']['summary']['rps'])} req/s vs 0 ms {_f(s['fast']['summary']['rps'])} req/s "
-            f"| {_ratio_text(s['figure'], 0.9)} | ≥ 0.9 | {_met(s['met'])} |"
+            f"{fmt(s['slow']['summary']['rps'])} req/s vs 0 ms {fmt(s['fast']['summary']['rps'])} req/s "
+            f"| {ratio_text(s['figure'], 0.9)} | ≥ 0.9 | {yes(s['met'])} |"
         )
     if "3" in scenarios:
         s = scenarios["3"]
         rows.append(
-            f"| 3 | gateway 2,000 ms, {s['concurrency']} clients: async accept {_f(s['accept']['rps'])} req/s vs "
-            f"synchronous inline endpoint {_f(s['sync']['rps'])} req/s (p50 {_f(s['sync']['p50_ms'], 0)} ms) "
-            f"| {_ratio_text(s['figure'], 20, '×')} | ≥ 20× | {_met(s['met'])} |"
+            f"| 3 | gateway 2,000 ms, {s['concurrency']} clients: async accept {fmt(s['accept']['rps'])} req/s vs "
+            f"synchronous inline endpoint {fmt(s['sync']['rps'])} req/s (p50 {fmt(s['sync']['p50_ms'], 0)} ms) "
+            f"| {ratio_text(s['figure'], 20, '×')} | ≥ 20× | {yes(s['met'])} |"
         )
     if "4" in scenarios:
         for row in scenarios["4"]["rows"]:
             rows.append(
                 f"| 4 | {row['workers']} worker process{'es' if row['workers'] > 1 else ''} "
                 f"× {row['payments'].get('threads_per_process', 1)} threads: "
-                f"{_f(row['payments']['per_second'])} payments settled/s vs {_f(row['noop']['per_second'])} "
-                f"no-op jobs/s ({scenarios['4']['jobs']:,} each) | {_ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 "
-                f"| {_met(row['ratio'] >= 0.5)} |"
+                f"{fmt(row['payments']['per_second'])} payments settled/s vs {fmt(row['noop']['per_second'])} "
+                f"no-op jobs/s ({scenarios['4']['jobs']:,} each) | {ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 "
+                f"| {yes(row['ratio'] >= 0.5)} |"
             )
     for number, scenario in (("1", "accept path"), ("2", "gateway-latency independence"), ("3", "async vs sync")):
         if number not in scenarios:
@@ -257,9 +182,9 @@ def summary_rows(run: dict) -> list[str]:
         s = scenarios["7"]
         rows.append(
             f"| 7 | {s['processes']} worker processes × {s['threads_per_process']} threads (`make run`'s setup): "
-            f"{_f(s['slow_per_second'])} payments settled/s with a 2,000 ms bank ({s['most_in_flight']} calls in "
-            f"flight) vs {_f(s['fast_per_second'])}/s at 0 ms | {_ratio_text(s['figure'], 0.5)} | ≥ 0.5 "
-            f"| {_met(s['met'])} |"
+            f"{fmt(s['slow_per_second'])} payments settled/s with a 2,000 ms bank ({s['most_in_flight']} calls in "
+            f"flight) vs {fmt(s['fast_per_second'])}/s at 0 ms | {ratio_text(s['figure'], 0.5)} | ≥ 0.5 "
+            f"| {yes(s['met'])} |"
         )
     if "scale" in scenarios:
         rows += scenario_scale.summary_rows(scenarios["scale"])
@@ -277,9 +202,9 @@ def _load_table(header: str, entries: list[tuple[str, dict]]) -> list[str]:
     for label, run in entries:
         server = run.get("server_cpu_share", {})
         lines.append(
-            f"| {label} | {_f(run['rps'])} | {_f(run['p50_ms'])} | {_f(run['p90_ms'])} | {_f(run['p99_ms'])} "
-            f"| {run['errors']} | {_pct(run.get('client_cpu_share'))} | {_pct(server.get('daphne'))} "
-            f"| {_f(run.get('redis_connections_per_request'), 2)} |"
+            f"| {label} | {fmt(run['rps'])} | {fmt(run['p50_ms'])} | {fmt(run['p90_ms'])} | {fmt(run['p99_ms'])} "
+            f"| {run['errors']} | {pct(run.get('client_cpu_share'))} | {pct(server.get('daphne'))} "
+            f"| {fmt(run.get('redis_connections_per_request'), 2)} |"
         )
     return lines
 
@@ -324,7 +249,7 @@ def details(run: dict) -> list[str]:
             "",
             "Workers' CPU (share of one core) per run: "
             + ", ".join(
-                f"{side['latency_ms']:,} ms: {_pct(r['server_cpu_share'].get('workers'))}"
+                f"{side['latency_ms']:,} ms: {pct(r['server_cpu_share'].get('workers'))}"
                 for side in (s["fast"], s["slow"])
                 for r in side["runs"]
             ),
@@ -371,8 +296,8 @@ def details(run: dict) -> list[str]:
         for row in s["rows"]:
             p, n = row["payments"], row["noop"]
             out.append(
-                f"| {row['workers']} | {_f(p['per_second'])} | {_f(p['span_s'], 2)} | {_f(n['per_second'])} "
-                f"| {_f(n['span_s'], 2)} | {row['ratio']:.2f} |"
+                f"| {row['workers']} | {fmt(p['per_second'])} | {fmt(p['span_s'], 2)} | {fmt(n['per_second'])} "
+                f"| {fmt(n['span_s'], 2)} | {row['ratio']:.2f} |"
             )
         out.append("")
     for key in ("5", "6"):
@@ -394,7 +319,7 @@ def scenario_7_details(s: dict) -> list[str]:
         "(what `make run` starts), once with the sandbox bank answering at once and once after 2,000 ms, "
         "interleaved. The rate counts completions between the first and the last job's end (RQ's stamps), the "
         "steady rate without the first 2 s it takes to fill the pipeline. Little's law bounds the slow side at "
-        f"calls in flight ÷ latency = {s['most_in_flight']} ÷ 2 s = {_f(s['littles_law_bound_per_second'])}/s.",
+        f"calls in flight ÷ latency = {s['most_in_flight']} ÷ 2 s = {fmt(s['littles_law_bound_per_second'])}/s.",
         "",
         "| bank latency | run | payments settled/s | jobs running at once (most) | workers' peak RSS MiB |",
         "|---|---:|---:|---:|---:|",
@@ -402,17 +327,17 @@ def scenario_7_details(s: dict) -> list[str]:
     for latency, runs in s["runs"].items():
         for number, run in enumerate(runs, 1):
             out.append(
-                f"| {int(latency):,} ms | {number} | {_f(run['settled_per_second'])} | {run['most_in_flight']} "
-                f"| {_f(run['workers_peak_rss_mib'])} |"
+                f"| {int(latency):,} ms | {number} | {fmt(run['settled_per_second'])} | {run['most_in_flight']} "
+                f"| {fmt(run['workers_peak_rss_mib'])} |"
             )
     out += [
         "",
-        f"Memory per bank call in flight: {_f(s['mib_per_call_in_flight_threads'], 1)} MiB with threads (the worker "
-        f"processes' peak RSS ÷ calls in flight) against {_f(s['mib_per_call_in_flight_processes'], 1)} MiB for "
+        f"Memory per bank call in flight: {fmt(s['mib_per_call_in_flight_threads'], 1)} MiB with threads (the worker "
+        f"processes' peak RSS ÷ calls in flight) against {fmt(s['mib_per_call_in_flight_processes'], 1)} MiB for "
         "one call per process (an idle single-thread worker process). A hundred calls in flight as processes "
         "would need about "
-        f"{_f(s['mib_per_call_in_flight_processes'] * 100 / 1024, 1)} GiB; as threads, "
-        f"{_f(s['workers_peak_rss_mib'], 0)} MiB.",
+        f"{fmt(s['mib_per_call_in_flight_processes'] * 100 / 1024, 1)} GiB; as threads, "
+        f"{fmt(s['workers_peak_rss_mib'], 0)} MiB.",
         "",
     ]
     return out
@@ -440,8 +365,8 @@ def profile_section(run: dict, json_name: str) -> list[str]:
             ("worker: `payment_process_job` (latency 0)", job),
         ):
             out.append(
-                f"| {label} | {_f(entry['ms_per_call'], 2)} ms | {len(entry['queries'])} "
-                f"| {_f(entry['redis_commands_per_call'])} | {_f(entry['redis_connections_per_call'])} |"
+                f"| {label} | {fmt(entry['ms_per_call'], 2)} ms | {len(entry['queries'])} "
+                f"| {fmt(entry['redis_commands_per_call'])} | {fmt(entry['redis_connections_per_call'])} |"
             )
         server = profile.get("server")
         if server:
@@ -453,18 +378,18 @@ def profile_section(run: dict, json_name: str) -> list[str]:
                 "",
                 "| under | ceiling | accept |",
                 "|---|---:|---:|",
-                f"| the event-loop thread (daphne, Twisted, asyncio) | {_pct(server['ceiling']['event_loop_thread'])} "
-                f"| {_pct(server['accept']['event_loop_thread'])} |",
+                f"| the event-loop thread (daphne, Twisted, asyncio) | {pct(server['ceiling']['event_loop_thread'])} "
+                f"| {pct(server['accept']['event_loop_thread'])} |",
             ]
             for ceiling_row, accept_row in zip(
                 server["ceiling"]["categories"], server["accept"]["categories"], strict=True
             ):
-                out.append(f"| {accept_row['what']} | {_pct(ceiling_row['share'])} | {_pct(accept_row['share'])} |")
+                out.append(f"| {accept_row['what']} | {pct(ceiling_row['share'])} | {pct(accept_row['share'])} |")
             out += [
                 "",
                 f"New Redis connections per request over HTTP: ceiling "
-                f"{_f(server['ceiling']['load']['redis_connections_per_request'], 2)}, accept "
-                f"{_f(server['accept']['load']['redis_connections_per_request'], 2)}; compare the in-process "
+                f"{fmt(server['ceiling']['load']['redis_connections_per_request'], 2)}, accept "
+                f"{fmt(server['accept']['load']['redis_connections_per_request'], 2)}; compare the in-process "
                 "figures below, where one long-lived cache object serves every request.",
             ]
         out += [
@@ -473,9 +398,9 @@ def profile_section(run: dict, json_name: str) -> list[str]:
             "",
         ]
         out += ["| step | function | share |", "|---|---|---:|"]
-        out += [f"| {s['step']} | `{s['function']}` | {_pct(s['share'])} |" for s in accept["steps"]]
+        out += [f"| {s['step']} | `{s['function']}` | {pct(s['share'])} |" for s in accept["steps"]]
         out += ["", "And the worker's job:", "", "| step | function | share |", "|---|---|---:|"]
-        out += [f"| {s['step']} | `{s['function']}` | {_pct(s['share'])} |" for s in job["steps"]]
+        out += [f"| {s['step']} | `{s['function']}` | {pct(s['share'])} |" for s in job["steps"]]
         out += ["", "<details><summary>The SQL of one accept request</summary>", "", "```sql"]
         out += [_short_sql(sql) for sql in accept["queries"]]
         out += ["```", "", "</details>", "", "<details><summary>The SQL of one payment job</summary>", "", "```sql"]
@@ -506,7 +431,7 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
     lines = [
         "# Benchmarks",
         "",
-        f"Generated by `make bench` on {_when(run['stamp'])} in {run['seconds']:.0f} s; the raw figures are in "
+        f"Generated by `make bench` on {when(run['stamp'])} in {run['seconds']:.0f} s; the raw figures are in "
         f"`{json_shown}`. Every figure is a ratio of two things measured side by side in the same run, on the "
         "same server and settings; absolute numbers are context only (a small, shared machine, which also runs "
         "the load client).",
@@ -517,6 +442,7 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
         f"make bench            # {run['command']}",
         "make bench BENCH_ARGS=--quick                  # CI smoke: tiny counts, under a minute",
         "DATABASE_URL=postgres://postgres@127.0.0.1:5432/checkout make bench  # PostgreSQL, database checkout_bench",
+        "make bench BENCH_ARGS='--scenarios 5,6'       # some scenarios only: the report goes next to the JSON",
         "```",
         "",
         f"Budget `{b['name']}`: each load run is at least {b['warmup']:g} s of warm-up (until every client has had "
@@ -531,15 +457,15 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
         "|---|---|",
         f"| cores (`nproc`) | {m['nproc']} ({m['cpu']}) |",
         f"| memory | {m['memory_gib']} GiB |",
-        f"| load average (1 min) | {_f(run.get('load_before'), 2)} before the run, {_f(m.get('load_average'), 2)} "
+        f"| load average (1 min) | {fmt(run.get('load_before'), 2)} before the run, {fmt(m.get('load_average'), 2)} "
         "after (the machine is shared: other work on it shows here) |",
         f"| OS | {m['os']} |",
         f"| Python | {m['python']} |",
         f"| packages | {packages} |",
         f"| database | {run['database']} |",
         f"| Redis | {run['redis']} |",
-        "| server | one daphne process (`python -m daphne config.asgi:application`) as `make run` starts it, "
-        "DEBUG off |",
+        "| server | one daphne process as `make run` starts it, serving `bench.asgi:application` (the product's "
+        "`config.asgi` application plus the bench-only socket), DEBUG off |",
         "| load client | one asyncio process with one httpx.AsyncClient (closed loop, fixed concurrency); "
         "its CPU is in the tables (share of one core) |",
         "",
@@ -561,8 +487,8 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
     if has_chart:
         lines += [f"![The figures of this run]({chart.name})", ""]
     lines += ["## Each scenario", "", *details(run)]
-    if "choices" in run["scenarios"]:
-        lines += choices.details(run["scenarios"]["choices"])
+    if CHOICES_PATH.is_file():
+        lines += [CHOICES_PATH.read_text().strip(), ""]
     lines += profile_section(run, json_path.name)
     lines += [
         "## How it is measured, and how to extend it",
@@ -575,8 +501,9 @@ def write_markdown(run: dict, path: Path, *, json_path: Path) -> None:
         "var/bench/logs/.",
         "- `bench/load.py` is the client: closed loop, fixed concurrency, bounded in time and in count; throughput "
         "counts the answers that arrive inside the measured window; percentiles are linearly interpolated.",
-        "- The bench-only endpoints and job (`bench/views.py`, `bench/jobs.py`) exist only when BENCH_ENDPOINTS is "
-        "on, which the harness sets for its own processes.",
+        "- The bench-only endpoints, job and socket (`bench/views.py`, `bench/jobs.py`, `bench/consumers.py`) exist "
+        "only under the bench's own settings (`bench/settings.py`: the product's, plus the bench app, URLs and ASGI "
+        "application), which the harness gives its own processes.",
         "- A new scenario is a function returning a dict with `figure`, `target` and `met`, registered in "
         "`bench/run.py` (`ORDER`, `registry()`), plus its rows in `bench/report.py`. `python -m bench.report "
         "bench/results/<stamp>.json` rewrites this page from a run's JSON; the reading of the profile is "

@@ -1,9 +1,10 @@
-"""`make bench`: python -m bench.run [--quick] [--scenarios 1,2,3,4,5,6,7,scale,choices]
+"""`make bench`: python -m bench.run [--quick] [--scenarios 1,2,3,4,5,6,7,scale]
 
-Starts what the scenarios need on 127.0.0.1 (bench/stack.py), runs them (bench/scenarios.py), profiles the
-hot paths (bench/profiling.py) and writes the raw JSON under bench/results/ and the report with its chart
-(docs/benchmarks.md and docs/benchmarks.png; with --quick, next to the JSON, so the committed report stays a
-full run). Every process it starts is stopped at the end, on error and on Ctrl-C/SIGTERM too.
+Starts what the scenarios need on 127.0.0.1 (bench/stack.py), runs them (bench/scenarios.py, scenario_e2e.py,
+scenario_scale.py), profiles the hot paths (bench/profiling.py) and writes the raw JSON under bench/results/
+and the report with its chart (docs/benchmarks.md and docs/benchmarks.png; with --quick or --scenarios, next
+to the JSON, so the committed report stays a full run). Every process it starts is stopped at the end, on
+error and on Ctrl-C/SIGTERM too.
 
 PostgreSQL is used when DATABASE_URL says so (in a database of its own, `checkout_bench`); SQLite otherwise.
 """
@@ -20,16 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.scenarios import DEFAULT, QUICK, Context
-from bench.stack import BASE_DIR, BENCH_ENV, DEFAULT_DATABASE_NAME, Stack
+from bench.stack import BASE_DIR, DEFAULT_DATABASE_NAME, Stack
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
-# The issue's seven scenarios, the scale-out run and the measurements behind the design choices, in the order
-# a run takes them.
-ORDER = ("1", "2", "3", "4", "5", "6", "7", "scale", "choices")
+# The issue's seven scenarios and the scale-out run, in the order a run takes them.
+ORDER = ("1", "2", "3", "4", "5", "6", "7", "scale")
 
 
 def registry() -> dict:
-    from bench import choices, scenario_e2e, scenario_scale, scenarios
+    from bench import scenario_e2e, scenario_scale, scenarios
 
     return {
         "1": scenarios.scenario_1,
@@ -40,7 +40,6 @@ def registry() -> dict:
         "6": scenario_e2e.scenario_6,
         "7": scenarios.scenario_7,
         "scale": scenario_scale.scenario_scale,
-        "choices": choices.choices,
     }
 
 
@@ -54,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="skip the in-process profiles")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON and profiles go")
     parser.add_argument(
-        "--doc", type=Path, default=None, help="the report to write (default: docs/benchmarks.md; --quick: results)"
+        "--doc", type=Path, default=None, help="the report (default: docs/benchmarks.md; --quick, --scenarios: results)"
     )
     parser.add_argument("--database-url", default=None, help="default: DATABASE_URL, else SQLite")
     parser.add_argument("--database-name", default=DEFAULT_DATABASE_NAME, help="the bench's own database name")
@@ -80,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "-quick" if args.quick else ""
     results_dir = args.results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
-    doc_path = (args.doc or (results_dir / f"{stamp}{suffix}.md" if args.quick else DOC_PATH)).resolve()
+    full = not args.quick and args.scenario_keys == list(ORDER)
+    doc_path = (args.doc or (DOC_PATH if full else results_dir / f"{stamp}{suffix}.md")).resolve()
     command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
 
     def log(message: str) -> None:
@@ -97,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench ({budget.name}): setting up Redis and the database")
         stack.setup()
         # This process records payments and profiles in-process: Django on the bench's environment.
-        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
-        import django
-
-        django.setup()
+        stack.django_setup()
         stack.create_user_token()
         log(f"database: {stack.database_kind}; Redis: {stack.redis_kind}; logs: {stack.log_dir}")
 
@@ -139,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.close()
         log("stopped every process the bench started")
 
-    from bench import report
+    from bench import record, report
 
     run = report.build_run(
         stamp=stamp,
@@ -151,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds=time.monotonic() - began,
         load_before=load_before,
     )
-    json_path = report.write_json(run, results_dir / f"{stamp}{suffix}.json")
+    json_path = record.write_json(run, results_dir / f"{stamp}{suffix}.json")
     report.write_markdown(run, doc_path, json_path=json_path)
     log(f"wrote {json_path.relative_to(BASE_DIR) if json_path.is_relative_to(BASE_DIR) else json_path}")
     log(f"wrote {doc_path.relative_to(BASE_DIR) if doc_path.is_relative_to(BASE_DIR) else doc_path} and its chart")

@@ -11,21 +11,31 @@
     then the workers start and every socket must get its outcome frame.
 
 Both run their sockets from a client process of their own (bench/ws_load.py), as scenario 1 does its HTTP
-load (bench/load.py). `python -m bench.scenario_e2e [--quick] [--scenarios 5,6]` runs them alone.
+load (bench/load.py). `python -m bench.run --scenarios 5,6` runs them alone.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import select
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 
-from bench.scenarios import ACCEPT_PATH, RUN_WORKERS, Context, _interleaved, bench_card_number, reset_redis
-from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds, process_rss_mib
+from bench.load import summarize_latencies
+from bench.record import fmt, pct, ratio_text, yes
+from bench.scenarios import (
+    ACCEPT_PATH,
+    RUN_WORKERS,
+    Context,
+    interleaved,
+    ratio_of,
+    record_pending_payments,
+    reset_redis,
+    run_client,
+)
+from bench.stack import BASE_DIR, PYTHON, Stack, cpu_seconds, cpu_shares, process_rss_mib
 from bench.ws_load import WAIT_PAGE_HEARTBEAT, E2ESpec, HoldSpec, ws_base
 
 FLOOR_PATH = "/api/v1/bench/floor"
@@ -34,9 +44,6 @@ S5_TARGET = 3.0  # p99 ≤ 3× the floor's
 S5_WARM_UP_RATE = 50  # arrivals/s of the unrecorded warm-up (at least the measured rate)
 S5_WARM_UP_EXTRA = 20  # warm-up arrivals beyond one per worker thread
 S6_TARGET_N = 5_000
-# Scenario 6's card numbers: apart from scenario 4's (bench_card_number(1), (2), ...), so no card is shared.
-S6_CARD_SERIAL_BASE = 50_000_000
-S6_RECORD_BATCH = 250  # payments per transaction while recording: one commit per batch, not per payment
 
 
 @dataclass(frozen=True)
@@ -82,22 +89,6 @@ def params_for(ctx: Context) -> E2EParams:
     return PARAMS["quick" if ctx.budget.name == "quick" else "default"]
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else math.nan
-
-
-def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(process_cpu_seconds(pid) for pid in group) for name, group in pids.items() if group}
-
-
-def _cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    return {name: round((after[name] - before[name]) / max(seconds, 1e-9), 3) for name in before}
-
-
-def _server_pids(stack: Stack) -> dict[str, list[int]]:
-    return {"daphne": [stack.web.pid] if stack.web else [], "workers": [w.pid for w in stack.workers]}
-
-
 # --- 5: submit → outcome frame against the floor ---------------------------------------------------------------
 def scenario_5(ctx: Context) -> dict:
     stack, params = ctx.stack, params_for(ctx)
@@ -112,21 +103,21 @@ def scenario_5(ctx: Context) -> dict:
         stack.start_workers(RUN_WORKERS, **GATEWAY_AT_ONCE)
         stack.wait_workers_ready()  # every thread of every worker process
         warm_up = _warm_up_e2e(ctx, params)
-        for side in _interleaved(params.s5_repeats, "floor", "product"):
+        for side in interleaved(params.s5_repeats, "floor", "product"):
             runs[side].append(_run_e2e(ctx, FLOOR_PATH if side == "floor" else ACCEPT_PATH, params))
     finally:
         stack.stop_workers()
         stack.stop_web()
         reset_redis(stack)
     floor, product = _pooled(runs["floor"]), _pooled(runs["product"])
-    ratio = _ratio(product["p99_ms"], floor["p99_ms"])
+    ratio = ratio_of(product["p99_ms"], floor["p99_ms"])
     return {
         "scenario": 5,
         "rate": params.s5_rate,
         "workers": RUN_WORKERS,
         "floor": floor,
         "product": product,
-        "p50_ratio": _ratio(product["p50_ms"], floor["p50_ms"]),
+        "p50_ratio": ratio_of(product["p50_ms"], floor["p50_ms"]),
         "runs": runs,
         "warm_up": warm_up,
         "figure": ratio,
@@ -165,20 +156,10 @@ def _run_e2e(ctx: Context, path: str, params: E2EParams, *, rate=None, warmup=No
         warmup=params.s5_warmup if warmup is None else warmup,
         token=stack.token,
     )
-    pids = _server_pids(stack)
-    cpu_before, began = _cpu(pids), time.monotonic()
-    done = subprocess.run(  # noqa: S603 - our own argv
-        [PYTHON, "-m", "bench.ws_load", "e2e", "--spec", json.dumps(asdict(spec))],
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=spec.warmup + spec.duration + spec.timeout + 60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"WebSocket client failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout)
-    result["server_cpu_share"] = _cpu_share(cpu_before, _cpu(pids), time.monotonic() - began)
+    pids = stack.server_pids()
+    cpu_before, began = cpu_seconds(pids), time.monotonic()
+    result = run_client("bench.ws_load", "e2e", spec=spec, timeout=spec.warmup + spec.duration + spec.timeout + 60)
+    result["server_cpu_share"] = cpu_shares(cpu_before, cpu_seconds(pids), time.monotonic() - began)
     total = result["total"]
     ctx.log(
         f"    {path} at {result['offered_rate']:g}/s (sent {result['sent_rate']}/s, settled "
@@ -195,11 +176,9 @@ def _run_e2e(ctx: Context, path: str, params: E2EParams, *, rate=None, warmup=No
 def _pooled(runs: list[dict]) -> dict:
     """One side's latencies pooled over its runs (p99 of a few hundred waits, not a median of p99s); each
     run's raw latencies are dropped from the result once pooled."""
-    from bench.load import summarize_latencies
-
     latencies = [ms / 1000 for run in runs for ms in run.pop("latencies_ms")]
     return {
-        **{key: round(value, 2) for key, value in summarize_latencies(latencies).items()},
+        **summarize_latencies(latencies, digits=2),
         "settled": sum(run["settled"] for run in runs),
         "errors": sum(run["errors"] for run in runs),
         "outcome_after_resume": sum(run["outcome_after_resume"] for run in runs),
@@ -211,12 +190,16 @@ def _pooled(runs: list[dict]) -> dict:
 
 # --- 6: N waiting shoppers on one daphne -----------------------------------------------------------------------
 def scenario_6(ctx: Context) -> dict:
+    from payments.selectors import payment_status_payload
+
     stack, params = ctx.stack, params_for(ctx)
     n = params.s6_n
     ctx.log(f"scenario 6: {n:,} sockets held open on one daphne, each waiting for its own payment")
     reset_redis(stack)
     began = time.monotonic()
-    payment_ids, ws_paths = _pending_payments_with_sockets(n + 1)  # one more: the warm-up socket's
+    payments = record_pending_payments(n + 1)  # one more: the warm-up socket's
+    payment_ids = [str(payment.pk) for payment in payments]
+    ws_paths = [payment_status_payload(payment)["links"]["websocket"] for payment in payments]  # as the 202 names
     recorded_s = time.monotonic() - began
     ctx.log(f"    recorded {n + 1:,} pending payments in {recorded_s:.1f} s")
     stack.start_web(**GATEWAY_AT_ONCE)
@@ -226,10 +209,10 @@ def scenario_6(ctx: Context) -> dict:
         payment_ids.pop()
         before = _probe(stack)
         client, spec_path = _start_hold_client(stack, ws_paths, params)
-        connect_cpu = _cpu(_server_pids(stack))
+        connect_cpu = cpu_seconds(stack.server_pids())
         connected = _read_event(client, timeout=n / params.s6_connect_rate + 120)
         with_all = _probe(stack)
-        connect_share = _cpu_share(connect_cpu, _cpu(_server_pids(stack)), connected["connect_seconds"])
+        connect_share = cpu_shares(connect_cpu, cpu_seconds(stack.server_pids()), connected["connect_seconds"])
         ctx.log(
             f"    connected {connected['connected']:,}/{n:,} in {connected['connect_seconds']} s; daphne RSS "
             f"{before['daphne_rss_mib']:.1f} → {with_all['daphne_rss_mib']:.1f} MiB, fds {before['daphne_fds']} → "
@@ -241,9 +224,10 @@ def scenario_6(ctx: Context) -> dict:
         stack.start_workers(RUN_WORKERS, **GATEWAY_AT_ONCE)
         stack.wait_workers_ready()  # every thread of every worker process
         workers_ready_at = time.monotonic()
-        settle_cpu = _cpu({"daphne": [stack.web.pid]})
+        daphne = {"daphne": [stack.web.pid]}
+        settle_cpu = cpu_seconds(daphne)
         done, backlog = _wait_done(stack, client, timeout=params.s6_settle_timeout + 60)
-        settle_share = _cpu_share(settle_cpu, _cpu({"daphne": [stack.web.pid]}), time.monotonic() - workers_ready_at)
+        settle_share = cpu_shares(settle_cpu, cpu_seconds(daphne), time.monotonic() - workers_ready_at)
         after = _probe(stack)
     finally:
         if client is not None and client.poll() is None:
@@ -264,7 +248,7 @@ def scenario_6(ctx: Context) -> dict:
         daphne_cpu_share={"connect": connect_share.get("daphne"), "settle": settle_share.get("daphne")},
         params=asdict(params),
     )
-    result["settle_rate"] = round(_ratio(result["received"], result["settle_s"]), 1)
+    result["settle_rate"] = round(ratio_of(result["received"], result["settle_s"]), 1)
     spec_path.unlink(missing_ok=True)
     ctx.log(
         f"    received {result['received']:,}/{n:,} outcomes (lost {result['lost']}) in {result['settle_s']} s "
@@ -272,35 +256,6 @@ def scenario_6(ctx: Context) -> dict:
         f"backlog ≤ {backlog}; lost with the payment settled {result['lost_settled_in_database']}"
     )
     return result
-
-
-def _pending_payments_with_sockets(count: int) -> tuple[list[str], list[str]]:
-    """`count` pending payments recorded the way the accept path does (tokenize, payment_create, whose
-    after-commit enqueue queues each job), each with its own card, and the WebSocket path the 202 names for
-    each (the status document's links.websocket, token included)."""
-    from django.contrib.auth import get_user_model
-    from django.db import transaction
-
-    from bench.stack import BENCH_USERNAME
-    from payments.cards import validate_card
-    from payments.models import Actor
-    from payments.selectors import payment_status_payload
-    from payments.services.cards import card_tokenize
-    from payments.services.payments import payment_create
-
-    user = get_user_model().objects.get(username=BENCH_USERNAME)
-    ids, paths = [], []
-    for start in range(0, count, S6_RECORD_BATCH):
-        with transaction.atomic():  # the jobs are queued as each batch commits
-            for serial in range(start, min(start + S6_RECORD_BATCH, count)):
-                number = bench_card_number(S6_CARD_SERIAL_BASE + serial)
-                card = validate_card(number=number, exp_month=12, exp_year=2030, cvc="123")
-                payment = payment_create(
-                    amount=2400, currency="USD", card=card_tokenize(card), actor=Actor.API, owner_user=user
-                )
-                ids.append(str(payment.pk))
-                paths.append(payment_status_payload(payment)["links"]["websocket"])
-    return ids, paths
 
 
 def _warm_up_socket(web_url: str, ws_path: str) -> None:
@@ -448,20 +403,19 @@ def _hold_result(n: int, before: dict, with_all: dict, after: dict, connected: d
 # --- the report's rows and sections ----------------------------------------------------------------------------
 def summary_rows(result: dict) -> list[str]:
     """The results table's row for scenario 5 or 6 (which one: `result["scenario"]`)."""
-    from bench.report import _f, _met, _ratio_text
-
     if result["scenario"] == 5:
         f, p = result["floor"], result["product"]
         return [
             f"| 5 | end to end, submit → outcome frame at {result['rate']:g} payments/s, gateway 0 ms: "
-            f"p99 {_f(p['p99_ms'])} ms vs floor {_f(f['p99_ms'])} ms (p50 {_f(p['p50_ms'])} vs {_f(f['p50_ms'])} ms) "
-            f"| {_ratio_text(result['figure'], S5_TARGET, '×')} floor | ≤ 3× | {_met(result['met'])} |"
+            f"p99 {fmt(p['p99_ms'])} ms vs floor {fmt(f['p99_ms'])} ms "
+            f"(p50 {fmt(p['p50_ms'])} vs {fmt(f['p50_ms'])} ms) "
+            f"| {ratio_text(result['figure'], S5_TARGET, '×')} floor | ≤ 3× | {yes(result['met'])} |"
         ]
     quick = "" if result["n"] >= S6_TARGET_N else f" (N below the target's {S6_TARGET_N:,})"
     return [
         f"| 6 | {result['n']:,} sockets on one daphne{quick}: {result['received']:,} received their outcome, "
-        f"{_f(result['kib_per_connection'])} KiB per connection, settled in {_f(result['settle_s'])} s "
-        f"| **{result['lost']:,} lost** | {result['target']} | {_met(result['met'])} |"
+        f"{fmt(result['kib_per_connection'])} KiB per connection, settled in {fmt(result['settle_s'])} s "
+        f"| **{result['lost']:,} lost** | {result['target']} | {yes(result['met'])} |"
     ]
 
 
@@ -471,8 +425,6 @@ def details(result: dict) -> list[str]:
 
 
 def _details_5(s: dict) -> list[str]:
-    from bench.report import _f, _pct
-
     out = [
         "### 5 · End to end: submit → outcome frame, against the floor",
         "",
@@ -499,18 +451,18 @@ def _details_5(s: dict) -> list[str]:
         for index, run in enumerate(s["runs"][side], 1):
             t, cpu = run["total"], run["server_cpu_share"]
             out.append(
-                f"| {side} #{index} | {_f(run['sent_rate'])} | {_f(run['settled_rate'])} | {_f(t['p50_ms'])} "
-                f"| {_f(t['p90_ms'])} | {_f(t['p99_ms'])} | {_f(t['max_ms'])} | {_f(run['post']['p50_ms'])} "
-                f"| {_f(run['ws_open']['p50_ms'])} | {_f(run['to_outcome']['p50_ms'])} "
+                f"| {side} #{index} | {fmt(run['sent_rate'])} | {fmt(run['settled_rate'])} | {fmt(t['p50_ms'])} "
+                f"| {fmt(t['p90_ms'])} | {fmt(t['p99_ms'])} | {fmt(t['max_ms'])} | {fmt(run['post']['p50_ms'])} "
+                f"| {fmt(run['ws_open']['p50_ms'])} | {fmt(run['to_outcome']['p50_ms'])} "
                 f"| {run['outcome_on_first_frame']}/{run['settled']} | {run['outcome_after_resume']} "
                 f"| {run['errors']} | {run['max_in_flight']} "
-                f"| {_pct(cpu.get('daphne'))} | {_pct(cpu.get('workers'))} |"
+                f"| {pct(cpu.get('daphne'))} | {pct(cpu.get('workers'))} |"
             )
     f, p = s["floor"], s["product"]
     out += [
         "",
-        f"Pooled: product p50 {_f(p['p50_ms'])} ms, p99 {_f(p['p99_ms'])} ms over {p['settled']:,} payments; floor "
-        f"p50 {_f(f['p50_ms'])} ms, p99 {_f(f['p99_ms'])} ms over {f['settled']:,}. p99 ratio "
+        f"Pooled: product p50 {fmt(p['p50_ms'])} ms, p99 {fmt(p['p99_ms'])} ms over {p['settled']:,} payments; floor "
+        f"p50 {fmt(f['p50_ms'])} ms, p99 {fmt(f['p99_ms'])} ms over {f['settled']:,}. p99 ratio "
         f"{s['figure']:.2f}, p50 ratio {s['p50_ratio']:.2f}.",
         "",
     ]
@@ -528,8 +480,6 @@ def _details_5(s: dict) -> list[str]:
 
 
 def _details_6(s: dict) -> list[str]:
-    from bench.report import _f, _pct
-
     d = s["daphne"]
     rows = [
         ("daphne RSS, MiB", "daphne_rss_mib", 1),
@@ -568,8 +518,8 @@ def _details_6(s: dict) -> list[str]:
     ]
     for label, key, digits in rows:
         out.append(
-            f"| {label} | {_f(d['before'][key], digits)} | {_f(d['connected'][key], digits)} "
-            f"| {_f(d['after_settle'][key], digits)} |"
+            f"| {label} | {fmt(d['before'][key], digits)} | {fmt(d['connected'][key], digits)} "
+            f"| {fmt(d['after_settle'][key], digits)} |"
         )
     out += [
         "",
@@ -578,72 +528,23 @@ def _details_6(s: dict) -> list[str]:
         f"| connected / received outcome / lost | {s['connected']:,} / {s['received']:,} / {s['lost']:,} |",
         f"| lost with the payment settled (push lost) / not settled (job unfinished) | "
         f"{s['lost_settled_in_database']:,} / {s['lost'] - s['lost_settled_in_database']:,} |",
-        f"| outcome delay, write → frame: p50 / p99 / max | {_f(s['outcome_delay']['p50_ms'], 0)} / "
-        f"{_f(s['outcome_delay']['p99_ms'], 0)} / {_f(s['outcome_delay']['max_ms'], 0)} ms |",
-        f"| memory per connection in daphne | {_f(s['kib_per_connection'])} KiB |",
-        f"| Redis memory per connection (its channel-layer group) | {_f(s['group_kib_per_connection'], 2)} KiB |",
+        f"| outcome delay, write → frame: p50 / p99 / max | {fmt(s['outcome_delay']['p50_ms'], 0)} / "
+        f"{fmt(s['outcome_delay']['p99_ms'], 0)} / {fmt(s['outcome_delay']['max_ms'], 0)} ms |",
+        f"| memory per connection in daphne | {fmt(s['kib_per_connection'])} KiB |",
+        f"| Redis memory per connection (its channel-layer group) | {fmt(s['group_kib_per_connection'], 2)} KiB |",
         f"| daphne's open files besides the sockets (Redis connections, the database, logs) "
         f"| {s['daphne_fds_besides_sockets']:,} |",
-        f"| connecting all, s (achieved connects/s) | {_f(s['connect_s'], 1)} ({_f(s['connect_rate'])}) |",
-        f"| settling all after the workers were ready, s (outcomes/s) | {_f(s['settle_s'], 1)} "
-        f"({_f(s['settle_rate'])}) |",
+        f"| connecting all, s (achieved connects/s) | {fmt(s['connect_s'], 1)} ({fmt(s['connect_rate'])}) |",
+        f"| settling all after the workers were ready, s (outcomes/s) | {fmt(s['settle_s'], 1)} "
+        f"({fmt(s['settle_rate'])}) |",
         f"| payments with an outcome in the database | {s['settled_in_database']:,} |",
         f"| most pushes waiting for daphne's receive loop (channel capacity) | {s['channel_backlog_max']:,} "
         f"({s['channel_capacity']:,}) |",
-        f"| daphne CPU while connecting / settling | {_pct(s['daphne_cpu_share']['connect'])} / "
-        f"{_pct(s['daphne_cpu_share']['settle'])} |",
-        f"| the client process's peak RSS | {_f(s['client_max_rss_mib'])} MiB |",
+        f"| daphne CPU while connecting / settling | {pct(s['daphne_cpu_share']['connect'])} / "
+        f"{pct(s['daphne_cpu_share']['settle'])} |",
+        f"| the client process's peak RSS | {fmt(s['client_max_rss_mib'])} MiB |",
         "",
     ]
     if s["lost"]:
         out += [f"Lost, by reason: {s['lost_reasons']}; e.g. {s['lost_samples']}.", ""]
     return out
-
-
-# --- running them alone ----------------------------------------------------------------------------------------
-SCENARIOS = {5: scenario_5, 6: scenario_6}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Scenarios 5 and/or 6 alone on a stack of their own; prints each result as JSON."""
-    import argparse
-
-    from bench.scenarios import DEFAULT, QUICK
-    from bench.stack import BENCH_ENV, DEFAULT_DATABASE_NAME
-
-    parser = argparse.ArgumentParser(prog="python -m bench.scenario_e2e", description=main.__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--scenarios", default="5,6")
-    parser.add_argument("--database-name", default=DEFAULT_DATABASE_NAME)
-    parser.add_argument("--redis-url", default=None)
-    args = parser.parse_args(argv)
-    stack = Stack(
-        log_dir=BASE_DIR / "var" / "bench" / "logs" / f"e2e-{time.strftime('%Y%m%dT%H%M%S')}",
-        redis_url=args.redis_url,
-        database_name=args.database_name,
-    )
-    started = time.monotonic()
-
-    def log(message: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
-
-    try:
-        stack.setup()
-        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
-        import django
-
-        django.setup()
-        stack.create_user_token()
-        log(f"database: {stack.database_kind}; Redis: {stack.redis_kind}; logs: {stack.log_dir}")
-        ctx = Context(stack=stack, budget=QUICK if args.quick else DEFAULT, log=log)
-        for number in (int(part) for part in args.scenarios.split(",")):
-            result = SCENARIOS[number](ctx)
-            print(json.dumps(result, indent=1, default=str))
-            print("\n".join(summary_rows(result) + [""] + details(result)))
-    finally:
-        stack.close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,22 +7,21 @@ Three comparisons, each measured side by side in one run (1 process vs 2 process
     load balancer is involved. Both daphne processes stay up for the whole comparison; the sides differ only in
     where the clients' connections go. Runs are interleaved A B B A.
 (b) settled/s: the same number of pending payments, recorded while no worker runs, drained by 1 and by 2 worker
-    processes (scenario 4's `_record_pending_payments` and `_drain`: burst workers, the rate from RQ's own job
+    processes (scenario 4's `pending_payment_jobs` and `drain`: burst workers, the rate from RQ's own job
     start/end stamps).
 (c) the whole system: 1 daphne + 1 worker process vs 2 daphne + 2 worker processes, a closed-loop accept load
     while the workers settle what is accepted; accepted/s and settled/s over the same measured window.
 
 Every figure comes with the CPU it cost over the measured window: each server process's share of one core, the
 load client's, and how many of the machine's cores were busy, so that the report can say what limits scaling
-on this machine (the load client shares its cores with the servers).
+on this machine (the load client shares its cores with the servers). `python -m bench.run --scenarios scale` runs it
+alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from pathlib import Path
 
 from bench import scenarios as base
 from bench.load import LoadSpec
-from bench.scenarios import ACCEPT_PATH, Context, reset_redis
-from bench.stack import BASE_DIR, process_cpu_seconds
+from bench.record import fmt, pct, yes
+from bench.scenarios import ACCEPT_PATH, Context, ratio_of, reset_redis
+from bench.stack import Sampler, process_cpu_seconds
 
 TARGET = "> 1 (rises)"
 SAMPLE_SECONDS = 0.1  # CPU sampling period; windows are whole seconds, so the error is a few per cent at most
@@ -59,7 +59,7 @@ def _machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-class CpuSampler:
+class CpuSampler(Sampler):
     """Samples, on a thread, the machine's busy CPU time and each watched process's CPU time, so that shares
     over any window inside the sampling (a load run's measured window, a drain's span) can be read afterwards.
 
@@ -68,27 +68,14 @@ class CpuSampler:
     which they were sampled at both ends.
     """
 
+    interval = SAMPLE_SECONDS
+
     def __init__(self, watched: Callable[[], dict[str, list[int]]]) -> None:
+        super().__init__()
         self._watched = watched
         self._samples: list[tuple[float, float, dict[str, dict[int, float]]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
-    def __enter__(self) -> CpuSampler:
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self._sample()
-
-    def _sample(self) -> None:
+    def sample(self) -> None:
         processes = {name: {pid: process_cpu_seconds(pid) for pid in pids} for name, pids in self._watched().items()}
         self._samples.append((time.time(), _machine_busy_seconds(), processes))
 
@@ -171,10 +158,6 @@ def _median(runs: list[dict], read: Callable[[dict], float]) -> float:
     return statistics.median(read(run) for run in runs)
 
 
-def _ratio(two: float, one: float) -> float:
-    return two / one if one else float("nan")
-
-
 def _cpu_summary(runs: list[dict]) -> dict:
     """Median over runs of: cores busy, the load client's share of a core, and the servers' (all daphne and
     worker processes together)."""
@@ -195,7 +178,7 @@ def _accept_side_by_side(ctx: Context, sizes: Sizes) -> dict:
         second_url = stack.start_extra_web(SANDBOX_LATENCY_MS="0")
         urls = {"1": [stack.web_url + ACCEPT_PATH], "2": [stack.web_url + ACCEPT_PATH, second_url + ACCEPT_PATH]}
         runs: dict[str, list[dict]] = {side: [] for side in SIDES}
-        for side in base._interleaved(ctx.budget.repeats, *SIDES):
+        for side in base.interleaved(ctx.budget.repeats, *SIDES):
             runs[side].append(_load(ctx, urls[side], sizes.concurrency))
     finally:
         stack.stop_extra_webs()
@@ -212,7 +195,7 @@ def _accept_side_by_side(ctx: Context, sizes: Sizes) -> dict:
         }
         for side in SIDES
     }
-    return {"concurrency": sizes.concurrency, "sides": sides, "ratio": _ratio(sides["2"]["rps"], sides["1"]["rps"])}
+    return {"concurrency": sizes.concurrency, "sides": sides, "ratio": ratio_of(sides["2"]["rps"], sides["1"]["rps"])}
 
 
 # --- (b) settled/s: 1 vs 2 worker processes ---------------------------------------------------------------
@@ -223,18 +206,18 @@ def _settle_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     reset_redis(stack)
     sides = {}
     for side in SIDES:
-        job_ids = base._record_pending_payments(sizes.jobs)
+        job_ids = base.pending_payment_jobs(sizes.jobs)
         with CpuSampler(lambda: _server_pids(ctx)) as sampler:
-            drained = base._drain(ctx, int(side), job_ids, check_payments=True)
+            drained = base.drain(ctx, int(side), job_ids, check_payments=True)
         start, end = _job_span_unix(job_ids)
         drained["cpu"] = sampler.shares(start, end)
         sides[side] = drained
-    return {"jobs": sizes.jobs, "sides": sides, "ratio": _ratio(sides["2"]["per_second"], sides["1"]["per_second"])}
+    return {"jobs": sizes.jobs, "sides": sides, "ratio": ratio_of(sides["2"]["per_second"], sides["1"]["per_second"])}
 
 
 def _job_span_unix(job_ids: list[str]) -> tuple[float, float]:
     """The drain's span in wall-clock time: the first payment job's start to the last one's end, read back from
-    the database (the payments' own stamps: Redis was emptied by `_drain`)."""
+    the database (the payments' own stamps: Redis was emptied by `drain`)."""
     from django.db.models import Max, Min
 
     from payments.models import PaymentEvent
@@ -251,7 +234,7 @@ def _combined_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     stack = ctx.stack
     ctx.log(f"  (c) accept load ({sizes.concurrency} clients) with workers settling: 1+1 vs 2+2 processes")
     runs: dict[str, list[dict]] = {side: [] for side in SIDES}
-    for side in base._interleaved(sizes.combined_repeats, *SIDES):
+    for side in base.interleaved(sizes.combined_repeats, *SIDES):
         count = int(side)
         reset_redis(stack)  # no backlog from the other side's run
         stack.start_web(SANDBOX_LATENCY_MS="0")
@@ -282,8 +265,8 @@ def _combined_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     return {
         "concurrency": sizes.concurrency,
         "sides": sides,
-        "accepted_ratio": _ratio(two["accepted_per_s"], one["accepted_per_s"]),
-        "settled_ratio": _ratio(two["settled_per_s"], one["settled_per_s"]),
+        "accepted_ratio": ratio_of(two["accepted_per_s"], one["accepted_per_s"]),
+        "settled_ratio": ratio_of(two["settled_per_s"], one["settled_per_s"]),
     }
 
 
@@ -310,43 +293,29 @@ def scenario_scale(ctx: Context) -> dict:
 
 
 # --- the report -------------------------------------------------------------------------------------------
-def _num(value, digits: int = 1) -> str:
-    if value is None or value != value:  # None or NaN
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-def _pct(share) -> str:
-    return "—" if share is None else f"{share * 100:.0f} %"
-
-
-def _yes(flag: bool) -> str:
-    return "**yes**" if flag else "**no**"
-
-
 def summary_rows(result: dict) -> list[str]:
     a, b, c = result["accept"], result["settle"], result["combined"]
     a1, a2 = a["sides"]["1"], a["sides"]["2"]
     b1, b2 = b["sides"]["1"], b["sides"]["2"]
     c1, c2 = c["sides"]["1"], c["sides"]["2"]
     return [
-        f"| scale | accept, {a['concurrency']} clients, no worker: 2 daphne {_num(a2['rps'])} req/s vs 1 daphne "
-        f"{_num(a1['rps'])} req/s | **{a['ratio']:.2f}×** | {TARGET} | {_yes(a['ratio'] > 1)} |",
-        f"| scale | {b['jobs']:,} queued payments: 2 worker processes {_num(b2['per_second'])} settled/s vs 1 "
-        f"{_num(b1['per_second'])} settled/s | **{b['ratio']:.2f}×** | {TARGET} | {_yes(b['ratio'] > 1)} |",
-        f"| scale | whole system, {c['concurrency']} clients: 2 daphne + 2 workers {_num(c2['accepted_per_s'])} "
-        f"accepted/s and {_num(c2['settled_per_s'])} settled/s vs 1 + 1 {_num(c1['accepted_per_s'])} and "
-        f"{_num(c1['settled_per_s'])} | **{c['accepted_ratio']:.2f}×** accepted, **{c['settled_ratio']:.2f}×** "
-        f"settled | {TARGET} | {_yes(c['accepted_ratio'] > 1 and c['settled_ratio'] > 1)} |",
+        f"| scale | accept, {a['concurrency']} clients, no worker: 2 daphne {fmt(a2['rps'])} req/s vs 1 daphne "
+        f"{fmt(a1['rps'])} req/s | **{a['ratio']:.2f}×** | {TARGET} | {yes(a['ratio'] > 1)} |",
+        f"| scale | {b['jobs']:,} queued payments: 2 worker processes {fmt(b2['per_second'])} settled/s vs 1 "
+        f"{fmt(b1['per_second'])} settled/s | **{b['ratio']:.2f}×** | {TARGET} | {yes(b['ratio'] > 1)} |",
+        f"| scale | whole system, {c['concurrency']} clients: 2 daphne + 2 workers {fmt(c2['accepted_per_s'])} "
+        f"accepted/s and {fmt(c2['settled_per_s'])} settled/s vs 1 + 1 {fmt(c1['accepted_per_s'])} and "
+        f"{fmt(c1['settled_per_s'])} | **{c['accepted_ratio']:.2f}×** accepted, **{c['settled_ratio']:.2f}×** "
+        f"settled | {TARGET} | {yes(c['accepted_ratio'] > 1 and c['settled_ratio'] > 1)} |",
     ]
 
 
 def _cpu_cells(cpu: dict) -> str:
-    return f"{_num(cpu['machine_cores_busy'], 2)} | {_pct(cpu['client'])} | {_pct(cpu['servers'])}"
+    return f"{fmt(cpu['machine_cores_busy'], 2)} | {pct(cpu['client'])} | {pct(cpu['servers'])}"
 
 
 def _per_process(run: dict) -> str:
-    return ", ".join(f"{name} {_pct(share)}" for name, share in run["cpu"]["processes"].items())
+    return ", ".join(f"{name} {pct(share)}" for name, share in run["cpu"]["processes"].items())
 
 
 def details(result: dict) -> list[str]:
@@ -372,7 +341,7 @@ def details(result: dict) -> list[str]:
     for side in SIDES:
         s = a["sides"][side]
         out.append(
-            f"| {side} | {_num(s['rps'])} | {_num(s['p50_ms'])} | {_num(s['p99_ms'])} | {s['errors']} "
+            f"| {side} | {fmt(s['rps'])} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {s['errors']} "
             f"| {_cpu_cells(s['cpu'])} |"
         )
     out += ["", "Runs, in the order they ran:", ""]
@@ -380,7 +349,7 @@ def details(result: dict) -> list[str]:
         for number, run in enumerate(a["sides"][side]["runs"], 1):
             per_port = " + ".join(str(n) for n in run["ok_by_url"].values())
             out.append(
-                f"- {side} daphne #{number}: {_num(run['rps'])} req/s (answers per port in the window: {per_port}); "
+                f"- {side} daphne #{number}: {fmt(run['rps'])} req/s (answers per port in the window: {per_port}); "
                 f"{_per_process(run)}"
             )
     out += [
@@ -395,8 +364,8 @@ def details(result: dict) -> list[str]:
     for side in SIDES:
         s = b["sides"][side]
         out.append(
-            f"| {side} | {s.get('threads_per_process', '—')} | {_num(s['per_second'])} | {_num(s['span_s'], 2)} "
-            f"| {_num(s['cpu']['machine_cores_busy'], 2)} | {_pct(s['cpu']['processes'].get('workers'))} |"
+            f"| {side} | {s.get('threads_per_process', '—')} | {fmt(s['per_second'])} | {fmt(s['span_s'], 2)} "
+            f"| {fmt(s['cpu']['machine_cores_busy'], 2)} | {pct(s['cpu']['processes'].get('workers'))} |"
         )
     out += [
         "",
@@ -411,8 +380,8 @@ def details(result: dict) -> list[str]:
     for side in SIDES:
         s = c["sides"][side]
         out.append(
-            f"| {side} daphne + {side} worker{'s' if side != '1' else ''} | {_num(s['accepted_per_s'])} "
-            f"| {_num(s['settled_per_s'])} | {_num(s['p99_ms'])} | {s['errors']} | {_cpu_cells(s['cpu'])} |"
+            f"| {side} daphne + {side} worker{'s' if side != '1' else ''} | {fmt(s['accepted_per_s'])} "
+            f"| {fmt(s['settled_per_s'])} | {fmt(s['p99_ms'])} | {s['errors']} | {_cpu_cells(s['cpu'])} |"
         )
     out += ["", "Per process, per run: " + "; ".join(
         f"{side}+{side} #{number}: {_per_process(run)}"
@@ -431,40 +400,3 @@ def details(result: dict) -> list[str]:
         "",
     ]
     return out
-
-
-if __name__ == "__main__":  # python -m bench.scenario_scale [--quick] [--database-url URL]: this scenario alone
-    import argparse
-
-    from bench.scenarios import DEFAULT, QUICK
-    from bench.stack import BENCH_ENV, Stack
-
-    parser = argparse.ArgumentParser(description="Run the scale-out scenario alone and print its JSON.")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--database-name", default="checkout_bench_b")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    args = parser.parse_args()
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    stack = Stack(
-        log_dir=BASE_DIR / "var" / "bench" / "logs" / f"scale-{stamp}",
-        database_url=args.database_url,
-        redis_url=args.redis_url,
-        database_name=args.database_name,
-    )
-    began = time.monotonic()
-    try:
-        stack.setup()
-        os.environ.update({key: stack.env[key] for key in (*BENCH_ENV, "DATABASE_URL", "REDIS_URL")})
-        import django
-
-        django.setup()
-        stack.create_user_token()
-        context = Context(stack=stack, budget=QUICK if args.quick else DEFAULT, log=lambda m: print(m, flush=True))
-        outcome = scenario_scale(context)
-    finally:
-        stack.close()
-    print(f"{time.monotonic() - began:.0f} s")
-    print("\n".join(summary_rows(outcome)))
-    print("\n".join(details(outcome)))
-    (BASE_DIR / "var" / "bench" / f"scale-{stamp}.json").write_text(json.dumps(outcome, indent=1, default=str))

@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from bench.load import LoadSpec
-from bench.stack import BASE_DIR, PYTHON, Stack, process_cpu_seconds, process_rss_mib
+from bench.stack import BASE_DIR, PYTHON, Sampler, Stack, cpu_seconds, cpu_shares, process_rss_mib
 
 ACCEPT_PATH = "/api/v1/payments"
 CEILING_PATH = "/api/v1/bench/ceiling"
 SYNC_PATH = "/api/v1/bench/payments-sync"
+NOOP_JOB = "bench.jobs.noop_job"
 SLOW_BANK_MS = 2000
 RUN_WORKERS = 2  # what `make run` starts (RQ_WORKERS default of runstack)
 
@@ -105,37 +106,39 @@ def reset_redis(stack: Stack) -> None:
 REDIS_OVERHEAD_COMMANDS = ("cmdstat_info", "cmdstat_hello", "cmdstat_client|setinfo")
 
 
-def redis_counters(stack: Stack) -> tuple[int, int]:
-    """(commands processed, connections received) so far by the bench's Redis server; the commands leave out
-    INFO and the connection handshake (HELLO, CLIENT SETINFO), which the connection count stands for."""
-    import redis
-
-    client = redis.Redis.from_url(stack.env["REDIS_URL"])
-    try:
-        stats = client.info("commandstats")
-        commands = sum(entry["calls"] for name, entry in stats.items() if name not in REDIS_OVERHEAD_COMMANDS)
-        return commands, client.info("stats")["total_connections_received"]
-    finally:
-        client.close()
+def redis_counters(client) -> tuple[int, int]:
+    """(commands processed, connections received) so far by the Redis server `client` talks to; the commands
+    leave out INFO and the connection handshake (HELLO, CLIENT SETINFO), which the connection count stands for.
+    Ask the same client before and after: its own connection is then counted in neither difference."""
+    stats = client.info("commandstats")
+    commands = sum(entry["calls"] for name, entry in stats.items() if name not in REDIS_OVERHEAD_COMMANDS)
+    return commands, client.info("stats")["total_connections_received"]
 
 
-def run_load_client(spec: LoadSpec) -> dict:
-    """bench.load in a process of its own (so its CPU is not the servers'); its JSON result."""
+def run_client(module: str, *args: str, spec, timeout: float) -> dict:
+    """A load client (bench.load, bench.ws_load) in a process of its own, so that its CPU is not the servers';
+    its JSON result."""
     done = subprocess.run(  # noqa: S603 - our own argv
-        [PYTHON, "-m", "bench.load", "--spec", json.dumps(asdict(spec))],
+        [PYTHON, "-m", module, *args, "--spec", json.dumps(asdict(spec))],
         cwd=BASE_DIR,
         capture_output=True,
         text=True,
-        timeout=spec.max_warmup + spec.duration + spec.timeout + 60,
+        timeout=timeout,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"load client failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{module} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
+
+
+def run_load_client(spec: LoadSpec) -> dict:
+    return run_client("bench.load", spec=spec, timeout=spec.max_warmup + spec.duration + spec.timeout + 60)
 
 
 def run_load(ctx: Context, path: str, *, concurrency: int, expect_status: int, warmup=None, duration=None) -> dict:
     """One load run from a separate client process; adds the server processes' CPU over the run."""
+    import redis
+
     stack, budget = ctx.stack, ctx.budget
     spec = LoadSpec(
         url=stack.web_url + path,
@@ -146,21 +149,20 @@ def run_load(ctx: Context, path: str, *, concurrency: int, expect_status: int, w
         token=stack.token,
         expect_status=expect_status,
     )
-    watched = {"daphne": [stack.web.pid] if stack.web else [], "workers": [w.pid for w in stack.workers]}
-    cpu_before = {name: sum(process_cpu_seconds(pid) for pid in pids) for name, pids in watched.items()}
-    redis_before = redis_counters(stack)
-    result = run_load_client(spec)
-    redis_after = redis_counters(stack)
-    elapsed = max(result["elapsed_s"], 1e-9)
+    watched = stack.server_pids()
+    cpu_before = cpu_seconds(watched)
+    counter = redis.Redis.from_url(stack.env["REDIS_URL"])
+    try:
+        redis_before = redis_counters(counter)
+        result = run_load_client(spec)
+        redis_after = redis_counters(counter)
+    finally:
+        counter.close()
     sent = max(result["sent_total"], 1)
     # Over the whole run, warm-up included; workers' commands count too when workers are up.
-    result["redis_connections_per_request"] = round((redis_after[1] - redis_before[1] - 1) / sent, 2)
+    result["redis_connections_per_request"] = round((redis_after[1] - redis_before[1]) / sent, 2)
     result["redis_commands_per_request"] = round((redis_after[0] - redis_before[0]) / sent, 2)
-    result["server_cpu_share"] = {
-        name: round((sum(process_cpu_seconds(pid) for pid in pids) - cpu_before[name]) / elapsed, 3)
-        for name, pids in watched.items()
-        if pids
-    }
+    result["server_cpu_share"] = cpu_shares(cpu_before, cpu_seconds(watched), result["elapsed_s"])
     result["path"] = path
     ctx.log(
         f"    {path} c={concurrency}: {result['rps']:.1f} req/s, p50 {result['p50_ms']:.1f} ms, "
@@ -184,7 +186,7 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
-def _interleaved(repeats: int, first: str, second: str) -> list[str]:
+def interleaved(repeats: int, first: str, second: str) -> list[str]:
     """A B B A A B ...: drift on a noisy machine hits both sides alike."""
     order: list[str] = []
     for repeat in range(repeats):
@@ -192,7 +194,7 @@ def _interleaved(repeats: int, first: str, second: str) -> list[str]:
     return order
 
 
-def _ratio(numerator: float, denominator: float) -> float:
+def ratio_of(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else float("nan")
 
 
@@ -206,7 +208,7 @@ def scenario_1(ctx: Context) -> dict:
     try:
         for concurrency in budget.concurrencies:
             runs: dict[str, list[dict]] = {"ceiling": [], "accept": []}
-            for side in _interleaved(budget.repeats, "ceiling", "accept"):
+            for side in interleaved(budget.repeats, "ceiling", "accept"):
                 path, expect = (CEILING_PATH, 200) if side == "ceiling" else (ACCEPT_PATH, 202)
                 runs[side].append(run_load(ctx, path, concurrency=concurrency, expect_status=expect))
             accept, ceiling = _summary(runs["accept"]), _summary(runs["ceiling"])
@@ -215,7 +217,7 @@ def scenario_1(ctx: Context) -> dict:
                     "concurrency": concurrency,
                     "accept": accept,
                     "ceiling": ceiling,
-                    "ratio": _ratio(accept["rps"], ceiling["rps"]),
+                    "ratio": ratio_of(accept["rps"], ceiling["rps"]),
                     "runs": runs,
                 }
             )
@@ -253,7 +255,7 @@ def scenario_2(ctx: Context) -> dict:
             "runs": runs,
         }
     reset_redis(stack)
-    ratio = _ratio(sides[SLOW_BANK_MS]["summary"]["rps"], sides[0]["summary"]["rps"])
+    ratio = ratio_of(sides[SLOW_BANK_MS]["summary"]["rps"], sides[0]["summary"]["rps"])
     return {
         "concurrency": budget.s2_concurrency,
         "workers": RUN_WORKERS,
@@ -291,7 +293,7 @@ def scenario_3(ctx: Context) -> dict:
     finally:
         stack.stop_web()
         reset_redis(stack)
-    ratio = _ratio(accept["rps"], sync["rps"])
+    ratio = ratio_of(accept["rps"], sync["rps"])
     return {
         "concurrency": concurrency,
         "latency_ms": SLOW_BANK_MS,
@@ -311,14 +313,14 @@ def scenario_4(ctx: Context) -> dict:
     stack.stop_web()
     rows = []
     for workers in (1, 2):
-        noop = _drain(ctx, workers, _enqueue_noop_jobs(count))
-        payments = _drain(ctx, workers, _record_pending_payments(count), check_payments=True)
+        noop = drain(ctx, workers, _enqueue_noop_jobs(count))
+        payments = drain(ctx, workers, pending_payment_jobs(count), check_payments=True)
         rows.append(
             {
                 "workers": workers,
                 "noop": noop,
                 "payments": payments,
-                "ratio": _ratio(payments["per_second"], noop["per_second"]),
+                "ratio": ratio_of(payments["per_second"], noop["per_second"]),
             }
         )
     reset_redis(stack)
@@ -327,25 +329,18 @@ def scenario_4(ctx: Context) -> dict:
 
 
 def _enqueue_noop_jobs(count: int) -> list[str]:
-    """`count` no-op jobs, enqueued with the same options as a payment's job (payments/services/dispatch.py)."""
+    """`count` no-op jobs, enqueued with the options of a payment's job (payments/services/dispatch.py)."""
     import django_rq
-    from django.conf import settings
     from rq import Queue
 
-    queue = django_rq.get_queue("payments")
+    from payments.services.dispatch import PAYMENTS_QUEUE, job_options
+
+    queue = django_rq.get_queue(PAYMENTS_QUEUE)
     stamp = time.time_ns()
-    datas = [
-        Queue.prepare_data(
-            "bench.jobs.noop_job",
-            (str(number),),
-            job_id=f"noop-{stamp}-{number}",
-            timeout=settings.PAYMENTS_JOB_TIMEOUT,
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"noop_job {number}",
-        )
-        for number in range(count)
-    ]
+    datas = []
+    for number in range(count):
+        options = job_options(NOOP_JOB, number, job_id=f"noop-{stamp}-{number}")
+        datas.append(Queue.prepare_data(NOOP_JOB, (str(number),), timeout=options.pop("job_timeout"), **options))
     with queue.connection.pipeline() as pipe:
         jobs = queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
@@ -367,37 +362,45 @@ def bench_card_number(serial: int) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-_card_serial = 0
+_card_serial = 0  # every payment the harness records has a card of its own
+RECORD_BATCH = 250  # payments per transaction while recording: one commit per batch, not per payment
 
 
-def _record_pending_payments(count: int) -> list[str]:
+def record_pending_payments(count: int) -> list:
     """`count` pending payments recorded the way the accept path does (tokenize, payment_create, whose
-    after-commit enqueue queues each job), with no worker running."""
+    after-commit enqueue queues each job as its batch commits), each with its own card, while no worker runs."""
     from django.contrib.auth import get_user_model
+    from django.db import transaction
 
     from bench.stack import BENCH_USERNAME
     from payments.cards import validate_card
     from payments.models import Actor
     from payments.services.cards import card_tokenize
-    from payments.services.dispatch import payment_job_id
     from payments.services.payments import payment_create
 
     global _card_serial
     user = get_user_model().objects.get(username=BENCH_USERNAME)
-    job_ids = []
-    for _ in range(count):
-        _card_serial += 1
-        card = validate_card(number=bench_card_number(_card_serial), exp_month=12, exp_year=2030, cvc="123")
-        payment = payment_create(
-            amount=2400, currency="USD", card=card_tokenize(card), actor=Actor.API, owner_user=user
-        )
-        job_ids.append(payment_job_id(payment.pk))
-    return job_ids
+    payments = []
+    for start in range(0, count, RECORD_BATCH):
+        with transaction.atomic():
+            for _ in range(min(RECORD_BATCH, count - start)):
+                _card_serial += 1
+                card = validate_card(number=bench_card_number(_card_serial), exp_month=12, exp_year=2030, cvc="123")
+                payment = payment_create(
+                    amount=2400, currency="USD", card=card_tokenize(card), actor=Actor.API, owner_user=user
+                )
+                payments.append(payment)
+    return payments
 
 
-def _drain(
-    ctx: Context, workers: int, job_ids: list[str], *, check_payments: bool = False, latency_ms: int = 0
-) -> dict:
+def pending_payment_jobs(count: int) -> list[str]:
+    """The job ids of `count` pending payments (record_pending_payments)."""
+    from payments.services.dispatch import payment_job_id
+
+    return [payment_job_id(payment.pk) for payment in record_pending_payments(count)]
+
+
+def drain(ctx: Context, workers: int, job_ids: list[str], *, check_payments: bool = False, latency_ms: int = 0) -> dict:
     """Start `workers` burst worker processes on the queued jobs; the rate is from the jobs' own start/end
     stamps (the first job's start to the last job's end), so process start-up is not counted. `settled_per_second`
     counts completions between the first and the last job's end: the steady rate, without the first
@@ -456,30 +459,16 @@ def most_running_at_once(jobs) -> int:
     return most
 
 
-class RssSampler:
-    """The summed resident memory of some processes, sampled every 0.2 s on a thread; keeps the peak."""
+class RssSampler(Sampler):
+    """The summed resident memory of some processes, sampled every 0.2 s; keeps the peak."""
 
-    def __init__(self, pids: list[int], interval: float = 0.2) -> None:
-        import threading
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__()
+        self.pids, self.peak_total_mib = pids, 0.0
 
-        self.pids, self.interval = pids, interval
-        self.peak_total_mib = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            total = sum(value for pid in self.pids if (value := process_rss_mib(pid)) == value)  # NaN: gone
-            self.peak_total_mib = max(self.peak_total_mib, total)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        total = sum(value for pid in self.pids if (value := process_rss_mib(pid)) == value)  # NaN: gone
+        self.peak_total_mib = max(self.peak_total_mib, total)
 
 
 # --- 7: the worker side under a slow bank ------------------------------------------------------------------
@@ -492,16 +481,16 @@ def scenario_7(ctx: Context) -> dict:
     stack.stop_web()
     reset_redis(stack)
     runs: dict[str, list[dict]] = {"0": [], str(SLOW_BANK_MS): []}
-    for side in _interleaved(budget.repeats, "0", str(SLOW_BANK_MS)):
+    for side in interleaved(budget.repeats, "0", str(SLOW_BANK_MS)):
         runs[side].append(
-            _drain(ctx, RUN_WORKERS, _record_pending_payments(count), check_payments=True, latency_ms=int(side))
+            drain(ctx, RUN_WORKERS, pending_payment_jobs(count), check_payments=True, latency_ms=int(side))
         )
     fast = statistics.median(run["settled_per_second"] for run in runs["0"])
     slow = statistics.median(run["settled_per_second"] for run in runs[str(SLOW_BANK_MS)])
     in_flight = max(run["most_in_flight"] for run in runs[str(SLOW_BANK_MS)])
     peak_rss = max(run["workers_peak_rss_mib"] for run in runs[str(SLOW_BANK_MS)])
     one_call_process = _single_thread_worker_rss(ctx)
-    ratio = _ratio(slow, fast)
+    ratio = ratio_of(slow, fast)
     return {
         "payments": count,
         "processes": RUN_WORKERS,

@@ -6,9 +6,10 @@
 - The database: PostgreSQL when DATABASE_URL says so, in a database of its own (`checkout_bench`,
   BENCH_DATABASE_NAME) dropped and created afresh on that server; otherwise a fresh SQLite file under
   var/bench/. Migrated with `manage.py migrate`.
-- daphne and workers: the commands `make run` (runstack) uses, with the bench's environment: DEBUG off,
-  BENCH_ENDPOINTS on, and the limits raised so they do not distort a load run (throttle, backlog bound,
-  velocity limit, the sandbox card's balance). Their output goes to log files under var/bench/logs/.
+- daphne and workers: the commands `make run` (runstack) uses, on the bench's settings (bench/settings.py: the
+  product's plus the bench-only endpoints) and the bench's environment: DEBUG off, and the limits raised so they
+  do not distort a load run (throttle, backlog bound, velocity limit, the sandbox card's balance). Their
+  output goes to log files under var/bench/logs/.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from infrastructure.processes import spawn_child, stop_processes
@@ -34,14 +37,12 @@ BENCH_USERNAME = "bench"
 # The environment of every process the bench starts (and of the harness itself, which records payments and
 # profiles in-process). Limits are raised so that the figures measure the code, not a guard rail.
 BENCH_ENV = {
-    "DJANGO_SETTINGS_MODULE": "config.settings",
     "DJANGO_DEBUG": "false",  # as in production: DEBUG would also keep every query in memory
     "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
     "CARD_FINGERPRINT_KEY": "bench-only-card-fingerprint-key-not-for-production-0123456789",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "DJANGO_SECURE_SSL_REDIRECT": "false",
     "DJANGO_SECURE_HSTS_PRELOAD": "false",
-    "BENCH_ENDPOINTS": "true",
     "API_THROTTLE_RATE": "100000000/min",
     "PAYMENTS_MAX_BACKLOG": "100000000",
     "RISK_VELOCITY_MAX": "1000000000",  # the load reuses one test card
@@ -82,6 +83,16 @@ def process_cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each named group of processes (a group without a process is left out)."""
+    return {name: sum(process_cpu_seconds(pid) for pid in group) for name, group in pids.items() if group}
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Each group's CPU between two `cpu_seconds` readings, as a share of one core over `seconds`."""
+    return {name: round((after[name] - before[name]) / max(seconds, 1e-9), 3) for name in before}
+
+
 def process_rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -90,6 +101,33 @@ def process_rss_mib(pid: int) -> float:
     except (OSError, ValueError):
         pass
     return float("nan")
+
+
+class Sampler:
+    """Calls `sample()` on entering the block, every `interval` seconds on a thread meanwhile, and on leaving."""
+
+    interval = 0.2
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self):
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
 
 
 @dataclass
@@ -122,6 +160,9 @@ class Stack:
     extra_webs: list[Child] = field(default_factory=list)  # daphne processes beside `web` (the scale-out run)
     _embedded = None
     _children_started: int = 0
+    # What its processes run: the product's settings and ASGI application plus the bench-only endpoints.
+    settings_module: ClassVar[str] = "bench.settings"
+    asgi_application: ClassVar[str] = "bench.asgi:application"
 
     # --- services ---------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -129,8 +170,22 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         redis_url = self._resolve_redis()
         database_url = self._resolve_database()
-        self.env = {**os.environ, **BENCH_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        self.env = {
+            **os.environ,
+            **BENCH_ENV,
+            "DJANGO_SETTINGS_MODULE": self.settings_module,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+        }
         self.manage("migrate", "--noinput", timeout=300)
+
+    def django_setup(self, **env: str) -> None:
+        """Django in this process on the stack's environment (`env` on top): the harness records payments and
+        profiles in-process, on the same settings, database and Redis as the processes it starts."""
+        import django
+
+        os.environ.update(self.env, **env)
+        django.setup()
 
     def _resolve_redis(self) -> str:
         import redis
@@ -235,23 +290,9 @@ class Stack:
         """daphne as runstack starts it; returns its base URL once it answers."""
         self.stop_web()
         port = free_port()
-        self.web = self._spawn("daphne", _daphne_argv(port), {**self.env, **env})
+        self.web = self._spawn("daphne", self.daphne_argv(port), {**self.env, **env})
         self.web_url = f"http://127.0.0.1:{port}"
-        _wait_until_web_answers(self.web, self.web_url, ready_timeout)
-        return self.web_url
-
-    def start_web_uvicorn(self, *, ready_timeout: float = 30, **env: str) -> str:
-        """uvicorn (one process, its defaults: uvloop and httptools when installed) on the same ASGI application
-        and environment as start_web's daphne, for the bench's daphne-vs-uvicorn comparison; stopped by
-        stop_web like daphne. Returns its base URL once it answers."""
-        self.stop_web()
-        port = free_port()
-        argv = [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-        # No lifespan: Channels' ProtocolTypeRouter has no "lifespan" route, and `auto` would only log that.
-        argv += ["--workers", "1", "--log-level", "warning", "--lifespan", "off"]
-        self.web = self._spawn("uvicorn", argv, {**self.env, **env})
-        self.web_url = f"http://127.0.0.1:{port}"
-        _wait_until_web_answers(self.web, self.web_url, ready_timeout)
+        wait_until_web_answers(self.web, self.web_url, ready_timeout)
         return self.web_url
 
     def stop_web(self) -> None:
@@ -263,10 +304,10 @@ class Stack:
         """One more daphne process beside `web` (same command, database and Redis, a port of its own); returns
         its base URL once it answers. Kept in `extra_webs`; stopped by stop_extra_webs() and close()."""
         port = free_port()
-        child = self._spawn("daphne-extra", _daphne_argv(port), {**self.env, **env})
+        child = self._spawn("daphne-extra", self.daphne_argv(port), {**self.env, **env})
         self.extra_webs.append(child)
         url = f"http://127.0.0.1:{port}"
-        _wait_until_web_answers(child, url, ready_timeout)
+        wait_until_web_answers(child, url, ready_timeout)
         return url
 
     def stop_extra_webs(self) -> None:
@@ -332,6 +373,14 @@ class Stack:
         _stop(self.workers)
         self.workers = []
 
+    def server_pids(self) -> dict[str, list[int]]:
+        """The processes serving a load, by kind: daphne and the workers that are running."""
+        return {"daphne": [self.web.pid] if self.web else [], "workers": [w.pid for w in self.workers]}
+
+    def daphne_argv(self, port: int) -> list[str]:
+        """daphne as runstack starts it, on a port of its own, serving the stack's ASGI application."""
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), self.asgi_application]
+
     def close(self) -> None:
         """Stop every process this stack started, and the embedded Redis if it started one."""
         self.stop_workers()
@@ -342,12 +391,7 @@ class Stack:
             self._embedded = None
 
 
-def _daphne_argv(port: int) -> list[str]:
-    """daphne as runstack starts it, on a port of its own."""
-    return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-
-
-def _wait_until_web_answers(child: Child, url: str, timeout: float) -> None:
+def wait_until_web_answers(child: Child, url: str, timeout: float) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout

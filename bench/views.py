@@ -1,23 +1,23 @@
 """Bench-only endpoints: the references that scenarios 1, 3 and 5 measure the product against.
 
-Routed only when BENCH_ENDPOINTS is on (config/urls.py). They reuse the product's own pieces so that each
-comparison differs from POST /api/v1/payments in one thing only.
+Routed only by the bench's own URLconf (bench/urls.py, under bench/settings.py). They reuse the product's own
+pieces so that each comparison differs from POST /api/v1/payments in one thing only.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from rest_framework import status as http
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bench.jobs import floor_status_document
-from payments.api.views import PaymentsView, _require_user
+from payments.api.views import PaymentsView
 from payments.models import Actor
 from payments.selectors import payment_status_payload
-from payments.services.dispatch import payments_queue
+from payments.services.dispatch import job_options, payments_queue
 from payments.services.payments import payment_process
 
 FLOOR_JOB = "bench.jobs.floor_job"
@@ -26,12 +26,13 @@ FLOOR_JOB = "bench.jobs.floor_job"
 class CeilingView(APIView):
     """Scenario 1's ceiling: a trivial authenticated DRF endpoint on the same server and settings.
 
-    Same authentication (token), throttling, JSON parser and renderer as the accept path, and the same body
-    is parsed; nothing else happens. What the accept path does beyond this is its own cost.
+    Same authentication (token; anonymous: 401), throttling, JSON parser and renderer as the accept path, and
+    the same body is parsed; nothing else happens. What the accept path does beyond this is its own cost.
     """
 
+    permission_classes = [IsAuthenticated]
+
     def post(self, request):
-        _require_user(request)
         body = request.data  # parsed like the accept path's body
         return Response({"ok": True, "fields": len(body)}, status=http.HTTP_200_OK)
 
@@ -61,23 +62,16 @@ class FloorView(APIView):
 
     The ceiling view's request (same authentication, throttle, parser and renderer, the body parsed), then
     one job enqueued on the payments queue with the options a payment's job gets
-    (payments/services/dispatch.py), answering 202 with where to wait: the bench's floor socket
+    (payments/services/dispatch.py, `job_options`), answering 202 with where to wait: the bench's floor socket
     (bench/consumers.py), which the job (bench.jobs.floor_job) pushes to.
     """
 
+    permission_classes = [IsAuthenticated]
+
     def post(self, request):
-        _require_user(request)
         body = request.data  # parsed like the accept path's body
         floor_id = str(uuid.uuid4())
-        payments_queue().enqueue(
-            FLOOR_JOB,
-            floor_id,
-            job_id=f"floor-{floor_id}",
-            job_timeout=settings.PAYMENTS_JOB_TIMEOUT,
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"floor_job {floor_id}",
-        )
+        payments_queue().enqueue(FLOOR_JOB, floor_id, **job_options(FLOOR_JOB, floor_id, job_id=f"floor-{floor_id}"))
         document = {
             **floor_status_document(floor_id),
             "status": "pending",

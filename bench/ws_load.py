@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.load import PAYMENT_BODY, percentile
+from bench.load import PAYMENT_BODY, summarize_latencies
 
 # payments.models.OUTCOME_STATUSES: the statuses that answer the shopper's "did I pay?".
 OUTCOME_STATUSES = frozenset({"succeeded", "failed", "canceled", "partially_refunded", "refunded"})
@@ -126,7 +126,7 @@ class SocketWatch:
             pass
 
 
-def _connect(url: str, *, open_timeout: float):
+def connect_as_wait_page(url: str, *, open_timeout: float):
     from websockets.asyncio.client import connect
 
     # As a browser's wait page: no client pings (daphne pings and the client answers), no compression
@@ -201,7 +201,7 @@ async def _one_shopper(client, spec: E2ESpec, arrival: Arrival, idempotency_key:
             document = response.json()
             arrival.ref = str(document.get("id", ""))
             ws_path = document["links"]["websocket"]
-            async with _connect(ws_base(spec.base_url) + ws_path, open_timeout=spec.timeout) as socket:
+            async with connect_as_wait_page(ws_base(spec.base_url) + ws_path, open_timeout=spec.timeout) as socket:
                 arrival.opened = time.perf_counter()
                 watch = SocketWatch()
                 try:
@@ -268,13 +268,7 @@ async def run_e2e(spec: E2ESpec) -> dict:
 
 
 def _ms(seconds: list[float]) -> dict:
-    ordered = sorted(seconds)
-    return {
-        "p50_ms": round(percentile(ordered, 50) * 1000, 2),
-        "p90_ms": round(percentile(ordered, 90) * 1000, 2),
-        "p99_ms": round(percentile(ordered, 99) * 1000, 2),
-        "max_ms": round(ordered[-1] * 1000, 2) if ordered else math.nan,
-    }
+    return summarize_latencies(seconds, digits=2)
 
 
 def summarize_e2e(arrivals: list[Arrival], *, offered_rate: float) -> dict:
@@ -352,7 +346,7 @@ async def _hold_one(spec: HoldSpec, waiter: Waiter, start_at: float, gate: async
         await asyncio.sleep(delay)
     try:
         async with gate, asyncio.timeout(spec.connect_timeout):
-            socket = await _connect(ws_base(spec.base_url) + waiter.path, open_timeout=spec.connect_timeout)
+            socket = await connect_as_wait_page(ws_base(spec.base_url) + waiter.path, open_timeout=spec.connect_timeout)
             sockets.append(socket)
             first = await socket.recv()
             waiter.connected_at = time.monotonic()

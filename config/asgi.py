@@ -19,13 +19,6 @@ from infrastructure.overrides.daphne import (  # noqa: E402
 )
 from payments.routing import websocket_urlpatterns  # noqa: E402
 
-# Benchmark-only sockets (`make bench`, scenario 5's floor), routed only when BENCH_ENDPOINTS is on, as
-# config/urls.py does for the bench's HTTP views.
-if settings.BENCH_ENDPOINTS:
-    from bench.urls import websocket_urlpatterns as bench_websocket_urlpatterns
-
-    websocket_urlpatterns = bench_websocket_urlpatterns + websocket_urlpatterns
-
 
 class BrowserOriginValidator(OriginValidator):
     """Reject sockets opened by another site's pages; let non-browser clients (no Origin) through.

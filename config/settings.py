@@ -72,11 +72,6 @@ INSTALLED_APPS = [
     "payments",
     "payments.sandbox",
 ]
-# Benchmark-only endpoints (bench/: a ceiling endpoint, a synchronous inline-gateway endpoint, a no-op job) for
-# `make bench`. Never part of the product: installed, and routed in config/urls.py, only when asked for.
-BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
-if BENCH_ENDPOINTS:
-    INSTALLED_APPS.append("bench")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

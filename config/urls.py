@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -8,12 +7,6 @@ urlpatterns = [
     # The queue dashboard lives inside the admin, for staff holding payments.manage_queues only.
     path("admin/rq/", include((queue_dashboard_urlpatterns(), "django_rq"))),
     path("admin/", admin.site.urls),
-]
-# Benchmark-only endpoints (`make bench`), routed only when BENCH_ENDPOINTS is on; before the API's include,
-# whose last route is a catch-all 404.
-if settings.BENCH_ENDPOINTS:
-    urlpatterns.append(path("api/v1/bench/", include("bench.urls")))
-urlpatterns += [
     path("api/v1/", include("payments.api.urls")),
     path("", include("checkout.urls")),
 ]

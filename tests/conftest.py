@@ -192,10 +192,11 @@ class LiveStack:
 
 @pytest.fixture
 def live_stack_factory(transactional_db, tmp_path):
-    """Start daphne on the test database; `env` overrides the environment of every process it starts."""
+    """Start daphne on the test database, serving `application`; `env` overrides the environment of every
+    process it starts."""
     stacks: list[LiveStack] = []
 
-    def start(**env_overrides: str) -> LiveStack:
+    def start(*, application: str = "config.asgi:application", **env_overrides: str) -> LiveStack:
         port = _free_port()
         env = {
             **os.environ,
@@ -212,9 +213,7 @@ def live_stack_factory(transactional_db, tmp_path):
             http_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", env=env, log_dir=log_dir
         )
         stacks.append(stack)
-        stack._spawn(
-            "daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-        )
+        stack._spawn("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application])
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -1,6 +1,7 @@
 """The shape docs/architecture.md draws ("Layers"), checked from the source: config/ wires, the apps sit on
-infrastructure/, and nothing imports upwards: a lower app never imports a higher one, no app imports config/,
-and infrastructure/ imports neither the apps nor config/."""
+infrastructure/, and nothing imports upwards: a lower app never imports a higher one, no app imports config/
+(bench's own settings, URLconf and ASGI application build on theirs), config/ never names bench, and
+infrastructure/ imports neither the apps nor config/."""
 
 import ast
 from pathlib import Path
@@ -49,10 +50,26 @@ def test_a_lower_app_never_imports_a_higher_one(lower, higher):
     assert offenders(lower, (higher,)) == {}
 
 
+# bench/'s own wiring is the product's plus the bench's endpoints: each module builds on its counterpart in
+# config/ (and on nothing else there), as config/ builds on the apps. It is wiring, not app code.
+BENCH_WIRING = {
+    "bench/settings.py": ["config.settings"],
+    "bench/urls.py": ["config.urls"],
+    "bench/asgi.py": ["config.asgi"],
+}
+
+
 @pytest.mark.parametrize("app", APPS)
 def test_no_app_imports_config_which_only_wires_them_together(app):
     # Settings are read through django.conf.settings; config/ names the apps' code, never the other way round.
-    assert offenders(app, ("config",)) == {}
+    found = offenders(app, ("config",))
+    assert {path: modules for path, modules in found.items() if modules != BENCH_WIRING.get(path)} == {}
+
+
+def test_config_wires_the_product_alone_and_never_names_bench():
+    # make bench runs bench/settings.py; the product's wiring has no switch for it.
+    assert offenders("config", ("bench",)) == {}
+    assert not [path for path in (ROOT / "config").rglob("*.py") if "BENCH" in path.read_text()]
 
 
 def test_infrastructure_is_the_lower_layer_it_imports_no_app_and_not_config():

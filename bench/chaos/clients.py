@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from bench.ws_load import OUTCOME_STATUSES, WAIT_PAGE_HEARTBEAT, frame_payment, ws_base
+from bench.ws_load import OUTCOME_STATUSES, WAIT_PAGE_HEARTBEAT, connect_as_wait_page, frame_payment, ws_base
 
 MAX_CONFLICT_RETRIES = 2  # a 409 is retried this many times, then taken as the answer
 MAX_RETRY_AFTER = 10.0
@@ -434,7 +434,6 @@ async def websocket_wait(
 ) -> Waiter:
     """Hold the payment's socket until it tells the outcome (by push, or in answer to a resume) or `stop_at()`
     (time.monotonic()) passes. Reconnects as wait.js does: backoff, `&after_seq=N`, then a resume."""
-    from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, WebSocketException
 
     waiter = Waiter(document["id"], began=time.time())
@@ -449,7 +448,7 @@ async def websocket_wait(
     while time.monotonic() < stop_at():
         url = f"{ws_base(base_url)}{document['links']['websocket']}&after_seq={last_seq}"
         try:
-            socket = await connect(url, open_timeout=10, ping_interval=None, close_timeout=2, compression=None)
+            socket = await connect_as_wait_page(url, open_timeout=10)
         except (OSError, TimeoutError, WebSocketException) as error:
             waiter.connect_failures += 1
             waiter.error = f"connect: {type(error).__name__}"

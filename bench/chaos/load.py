@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from bench.chaos import plan
 from bench.chaos.clients import ClientLog, Merchant, RefundRequest, Shopper, Submission, websocket_wait
 
-PAID = ("succeeded", "partially_refunded", "refunded")
-
 
 def run_cvcs(seed: int) -> dict[int, list[str]]:
     """The CVCs this run types, by length: drawn at random per run so that the search for them is for values

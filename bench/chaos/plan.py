@@ -151,9 +151,8 @@ TIMER_NAMES = (
 )
 
 # The environment of every process of the stack, on top of bench/stack.py's BENCH_ENV (DEBUG off, limits
-# raised so that the load measures the code, not a guard rail).
+# raised so that the load measures the code, not a guard rail). The settings are the product's (ChaosStack).
 COMMON_ENV = {
-    "BENCH_ENDPOINTS": "false",  # public surfaces only
     "LOG_LEVEL": "INFO",  # every line the processes would log in production is searched for card data
     "RQ_LOG_LEVEL": "INFO",
     "RISK_VELOCITY_MAX": "1000000000",

@@ -4,13 +4,11 @@ found and what was fixed, written by people)."""
 
 from __future__ import annotations
 
-import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.chaos import plan, recovery, search
-from bench.report import machine as bench_machine
+from bench.record import fmt
 
 FINDINGS_PATH = Path(__file__).with_name("findings.md")
 PACKAGES = (
@@ -27,27 +25,9 @@ PACKAGES = (
 )
 
 
-def machine() -> dict:
-    from importlib import metadata
-
-    info = bench_machine()
-    info["packages"] = {}
-    for name in PACKAGES:
-        try:
-            info["packages"][name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            info["packages"][name] = "?"
-    return info
-
-
-def write_json(run: dict, path: Path) -> Path:
-    path.write_text(json.dumps(run, indent=1, default=str, allow_nan=True) + "\n")
-    return path
-
-
 def _n(value) -> str:
     if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:,.1f}"
+        return fmt(value)
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 

@@ -35,7 +35,8 @@ from bench.chaos.clients import ClientLog
 from bench.chaos.load import Load
 from bench.chaos.stack import ChaosStack, require_local_postgres
 from bench.load import percentile
-from bench.stack import BASE_DIR, BENCH_ENV, PYTHON
+from bench.record import machine, write_json
+from bench.stack import BASE_DIR, PYTHON
 from bench.ws_load import WAIT_PAGE_HEARTBEAT
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started_wall,
         "seconds": round(time.monotonic() - began, 1),
         "load_before": load_before,
-        "machine": report.machine(),
+        "machine": machine(report.PACKAGES),
         "database": stack.database_kind,
         "redis": stack.redis_kind,
         "profile": {
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results_dir = args.results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
-    json_path = report.write_json(run, results_dir / f"{stamp}{suffix}.json")
+    json_path = write_json(run, results_dir / f"{stamp}{suffix}.json")
     doc = (args.doc or (results_dir / f"{stamp}{suffix}.md" if args.ci else DOC_PATH)).resolve()
     chart = None
     if not args.ci and doc == DOC_PATH and report.write_chart(run, CHART_PATH):
@@ -237,14 +238,9 @@ def _database(stack: ChaosStack) -> dict:
 def _prepare(stack: ChaosStack) -> tuple[list[tuple[str, str]], int]:
     """Django in this process, on the run's database: the merchants (tokens, refund permission) and the
     product the shoppers buy. The harness's own connections carry no pool and are closed before the load."""
-    for key in (*BENCH_ENV, *stack.extra_env, "DATABASE_URL", "REDIS_URL"):
-        os.environ[key] = stack.env[key]
-    os.environ["DATABASE_POOL_MAX_SIZE"] = "0"
     import logging
 
-    import django
-
-    django.setup()
+    stack.django_setup(DATABASE_POOL_MAX_SIZE="0")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the clients' every request is counted, not logged
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
@@ -379,18 +375,19 @@ def _audit(stack: ChaosStack) -> dict:
         return {"ok": False, "error": (done.stdout + done.stderr)[-2000:]}
 
 
-def _recovery(drive: dict, profile: plan.Profile) -> dict:
+def _first_outcomes() -> dict:
+    """When each payment reached its first outcome (succeeded, failed, canceled), by its events."""
     from django.db.models import Min
 
     from payments.models import PaymentEvent
 
-    firsts = (
-        PaymentEvent.objects.filter(to_status__in=("succeeded", "failed", "canceled"))
-        .values("payment_id")
-        .annotate(at=Min("created_at"))
-    )
+    outcomes = PaymentEvent.objects.filter(to_status__in=("succeeded", "failed", "canceled"))
+    return dict(outcomes.values("payment_id").annotate(at=Min("created_at")).values_list("payment_id", "at"))
+
+
+def _recovery(drive: dict, profile: plan.Profile) -> dict:
     zero = drive["started_wall"]
-    offsets = [row["at"].timestamp() - zero for row in firsts]
+    offsets = [at.timestamp() - zero for at in _first_outcomes().values()]
     window = profile.recovery_window
     series = recovery.rate_series(offsets, end=drive["load_seconds"] + 5, window=window)
     records = drive["faults"]
@@ -423,19 +420,14 @@ def _recovery(drive: dict, profile: plan.Profile) -> dict:
 
 
 def _stats(log: ClientLog, drive: dict, stack: ChaosStack) -> dict:
-    from django.db.models import Count, Min
+    from django.db.models import Count
 
     from payments.models import Payment, PaymentEvent
 
     subs = log.submissions
     accepted_ids = {s.payment_id for s in subs if s.payment_id}
     final = Counter(dict(Payment.objects.values_list("status").annotate(n=Count("id")).order_by()))
-    firsts = dict(
-        PaymentEvent.objects.filter(to_status__in=("succeeded", "failed", "canceled"))
-        .values("payment_id")
-        .annotate(at=Min("created_at"))
-        .values_list("payment_id", "at")
-    )
+    firsts = _first_outcomes()
     created = dict(Payment.objects.values_list("id", "created_at"))
     settle_ms = sorted((firsts[pid] - created[pid]).total_seconds() * 1000 for pid in firsts if pid in created)
     moves = Counter(

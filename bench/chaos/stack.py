@@ -1,5 +1,6 @@
 """The stack a chaos run breaks: bench/stack.py's Stack (a fresh PostgreSQL database, migrated; daphne and
-payments_worker processes as runstack starts them, spawned to die with the harness) plus what chaos needs:
+payments_worker processes as runstack starts them, spawned to die with the harness), on the product's own
+settings and ASGI application (no bench-only endpoint), plus what chaos needs:
 
 - a Valkey server the harness owns on a free port of 127.0.0.1 (infrastructure/embedded_redis.py), which it can stop
   and start again empty on the same port, or pause; never the shared Redis on 6379;
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.stack import PYTHON, Child, Stack, _daphne_argv, free_port
+from bench.stack import PYTHON, Child, Stack, free_port, wait_until_web_answers
 from infrastructure.embedded_redis import EmbeddedRedis
 from infrastructure.processes import stop_in_order
 
@@ -70,6 +71,10 @@ class _Slot:
 
 
 class ChaosStack(Stack):
+    # The product as it ships (config/settings.py, config/asgi.py): chaos goes through public surfaces only.
+    settings_module = "config.settings"
+    asgi_application = "config.asgi:application"
+
     def __init__(self, *, log_dir: Path, database_url: str, database_name: str, extra_env: dict[str, str]):
         super().__init__(log_dir=log_dir, database_url=database_url, database_name=database_name)
         self.extra_env = extra_env
@@ -119,7 +124,7 @@ class ChaosStack(Stack):
     def start_all(self, *, workers: int, threads: int) -> None:
         self.web_port = free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
-        self.web = self._spawn("daphne", _daphne_argv(self.web_port), self.env)
+        self.web = self._spawn("daphne", self.daphne_argv(self.web_port), self.env)
         self.threads = threads
         for number in range(1, workers + 1):
             self.slots.append(_Slot(f"worker-{number}", self._start_worker(threads)))
@@ -137,20 +142,9 @@ class ChaosStack(Stack):
         await self.wait_web(timeout)
         await asyncio.to_thread(self.wait_workers_ready, timeout=timeout)
 
-    async def wait_web(self, timeout: float = 30) -> float:
-        """Until daphne answers (a cheap 401); returns how long that took."""
-        import httpx
-
-        began = time.monotonic()
-        async with httpx.AsyncClient(timeout=2) as client:
-            while True:
-                try:
-                    await client.get(f"{self.web_url}/api/v1/payments")
-                    return time.monotonic() - began
-                except httpx.TransportError:
-                    if time.monotonic() - began > timeout or self.web.process.poll() is not None:
-                        raise RuntimeError(f"daphne did not start:\n{self.web.log_path.read_text()[-3000:]}") from None
-                    await asyncio.sleep(0.1)
+    async def wait_web(self, timeout: float = 30) -> None:
+        """Until daphne answers (a cheap 401), off the event loop."""
+        await asyncio.to_thread(wait_until_web_answers, self.web, self.web_url, timeout)
 
     def worker_children(self) -> list[Child]:
         return [slot.child for slot in self.slots if slot.name.startswith("worker") and slot.child is not None]
@@ -201,7 +195,7 @@ class ChaosStack(Stack):
                 old.process.kill()
                 old.process.wait()
             self.exits.append(Exit("daphne", old.pid, old.process.returncode, time.time(), planned=True))
-            self.web = self._spawn("daphne", _daphne_argv(self.web_port), self.env)
+            self.web = self._spawn("daphne", self.daphne_argv(self.web_port), self.env)
             await self.wait_web()
             return time.monotonic() - began
         finally:
@@ -239,7 +233,7 @@ class ChaosStack(Stack):
         if not self.web_restarting and self.web is not None and self.web.process.poll() is not None:
             self.exits.append(Exit("daphne", self.web.pid, self.web.process.returncode, time.time(), planned=False))
             notes.append(f"daphne exited UNEXPECTEDLY with {self.web.process.returncode}; starting it again")
-            self.web = self._spawn("daphne", _daphne_argv(self.web_port), self.env)
+            self.web = self._spawn("daphne", self.daphne_argv(self.web_port), self.env)
         if self.valkey is not None and not self.valkey.is_running():
             notes.append("Valkey exited UNEXPECTEDLY; starting it again (empty)")
             self.exits.append(

@@ -48,6 +48,18 @@ def payments_queue():
     return django_rq.get_queue(PAYMENTS_QUEUE, connection=connection)
 
 
+def job_options(func: str, object_id, *, job_id: str) -> dict:
+    """The options of every job on the payments queue, as `Queue.enqueue` takes them: its own id, the job
+    timeout, how long RQ keeps its result and its failure, and a description naming the job and its object."""
+    return {
+        "job_id": job_id,
+        "job_timeout": settings.PAYMENTS_JOB_TIMEOUT,
+        "result_ttl": 24 * 3600,
+        "failure_ttl": 7 * 24 * 3600,
+        "description": f"{func.rsplit('.', 1)[1]} {object_id}",
+    }
+
+
 def _waiting_in_queue(queue, job_id: str) -> bool:
     # Ask the queue's list itself, not the job's status: a worker killed between popping a job and marking
     # it started leaves a job that says "queued" but is in no queue any more.
@@ -64,15 +76,7 @@ def _enqueue(func: str, object_id, job_id: str, *, unless_queued: bool) -> bool:
         queue = payments_queue()
         if unless_queued and _waiting_in_queue(queue, job_id):
             return False
-        queue.enqueue(
-            func,
-            str(object_id),
-            job_id=job_id,
-            job_timeout=settings.PAYMENTS_JOB_TIMEOUT,
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"{func.rsplit('.', 1)[1]} {object_id}",
-        )
+        queue.enqueue(func, str(object_id), **job_options(func, object_id, job_id=job_id))
         return True
     except RedisError:
         logger.exception("could not enqueue %s; it is re-driven by the reconciler", job_id)

@@ -130,7 +130,7 @@ def token_user(db):
     return user, Token.objects.create(user=user).key
 
 
-@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.urls("bench.urls")
 def test_floor_view_authenticates_then_queues_one_floor_job_and_names_its_socket(token_user):
     assert APIClient().post("/api/v1/bench/floor", PAYMENT_BODY, format="json").status_code == 401
     api = APIClient()
@@ -224,7 +224,9 @@ def _ws_load(mode: str, spec, **popen) -> subprocess.Popen:
 
 @pytest.mark.integration
 def test_e2e_client_times_the_product_and_the_floor_from_post_to_outcome_frame(live_stack_factory):
-    stack = live_stack_factory(BENCH_ENDPOINTS="true", API_THROTTLE_RATE="100000/min")
+    stack = live_stack_factory(
+        application="bench.asgi:application", DJANGO_SETTINGS_MODULE="bench.settings", API_THROTTLE_RATE="100000/min"
+    )
     user = get_user_model().objects.create_user(username="bench-e2e")
     token = Token.objects.create(user=user).key
     stack.start_worker()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 import uuid
@@ -17,7 +18,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from bench import report
+from bench import record, report
 from bench.jobs import noop_job
 from bench.load import PAYMENT_BODY, LoadResult, LoadSpec, percentile, run_load, summarize_latencies
 from bench.profiling import summarize_collapsed
@@ -127,9 +128,23 @@ def test_py_spy_stacks_are_summarized_by_inclusive_share(tmp_path):
 
 # --- the bench-only app ---------------------------------------------------------------------------------
 def test_bench_endpoints_are_not_in_the_product(client):
+    # The product's settings (the suite's) know nothing of the bench: no app, no URLconf, no switch.
     assert "bench" not in settings.INSTALLED_APPS
-    assert settings.BENCH_ENDPOINTS is False
+    assert (settings.ROOT_URLCONF, settings.ASGI_APPLICATION) == ("config.urls", "config.asgi.application")
+    assert not [name for name in dir(settings) if name.startswith("BENCH")]
     assert client.post("/api/v1/bench/ceiling", {}, content_type="application/json").status_code == 404
+
+
+def test_bench_settings_are_the_products_plus_the_bench_app_and_its_urls():
+    import bench.settings
+
+    product = sys.modules[os.environ["DJANGO_SETTINGS_MODULE"]]  # config.settings, which the suite runs
+    assert [*product.INSTALLED_APPS, "bench"] == bench.settings.INSTALLED_APPS
+    assert (bench.settings.ROOT_URLCONF, bench.settings.ASGI_APPLICATION) == ("bench.urls", "bench.asgi.application")
+    names = {name for name in dir(product) if name.isupper()}
+    assert {name for name in dir(bench.settings) if name.isupper()} == names
+    changed = {name for name in names if getattr(bench.settings, name) != getattr(product, name)}
+    assert changed == {"INSTALLED_APPS", "ROOT_URLCONF", "ASGI_APPLICATION"}
 
 
 def test_noop_job_does_nothing():
@@ -144,7 +159,7 @@ def api_client(db):
     return api
 
 
-@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.urls("bench.urls")
 def test_ceiling_endpoint_authenticates_and_parses_the_body(api_client):
     assert APIClient().post("/api/v1/bench/ceiling", PAYMENT_BODY, format="json").status_code == 401
     response = api_client.post("/api/v1/bench/ceiling", PAYMENT_BODY, format="json")
@@ -152,7 +167,7 @@ def test_ceiling_endpoint_authenticates_and_parses_the_body(api_client):
     assert response.json() == {"ok": True, "fields": 3}
 
 
-@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.urls("bench.urls")
 def test_sync_endpoint_does_the_accept_path_then_the_bank_call_inline(api_client):
     response = api_client.post(
         "/api/v1/bench/payments-sync", PAYMENT_BODY, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4())
@@ -189,7 +204,7 @@ def test_report_writes_every_figure_next_to_its_target_and_the_unmeasured_rows(t
             "s4_jobs": 60,
         },
         "seconds": 12.0,
-        "machine": report.machine(),
+        "machine": record.machine(report.PACKAGES),
         "database": "SQLite",
         "redis": "embedded",
         "scenarios": {
@@ -225,7 +240,7 @@ def test_report_writes_every_figure_next_to_its_target_and_the_unmeasured_rows(t
         "profile": None,
     }
     doc = tmp_path / "benchmarks.md"
-    report.write_markdown(run, doc, json_path=report.write_json(run, tmp_path / "run.json"))
+    report.write_markdown(run, doc, json_path=record.write_json(run, tmp_path / "run.json"))
     text = doc.read_text()
     assert "**0.60** of ceiling | ≥ 0.5 | **yes**" in text
     assert "**0.10** of ceiling | ≥ 0.5 | **no**" in text
@@ -241,7 +256,7 @@ def test_report_writes_every_figure_next_to_its_target_and_the_unmeasured_rows(t
 @pytest.mark.integration
 def test_make_bench_quick_runs_every_scenario_end_to_end(tmp_path):
     """The harness itself on the real stack (daphne, worker processes, this run's database server and Redis):
-    every scenario, the scale-out run, the choices and the profiles with the --quick budget, in its own
+    every scenario, the scale-out run and the profiles with the --quick budget, in its own
     database and Redis database (about 2-3 minutes): what `make bench BENCH_ARGS=--quick` does."""
     redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + "/14"
     done = subprocess.run(
@@ -258,7 +273,7 @@ def test_make_bench_quick_runs_every_scenario_end_to_end(tmp_path):
     assert "stopped every process the bench started" in done.stdout
     (raw,) = tmp_path.glob("*-quick.json")
     scenarios = json.loads(raw.read_text())["scenarios"]
-    assert list(scenarios) == ["1", "2", "3", "4", "5", "6", "7", "scale", "choices"]
+    assert list(scenarios) == ["1", "2", "3", "4", "5", "6", "7", "scale"]
     rows = scenarios["1"]["rows"]
     assert [row["concurrency"] for row in rows] == [1, 16, 64]
     assert all(row["accept"]["rps"] > 0 and row["ceiling"]["rps"] > 0 for row in rows)
@@ -267,7 +282,6 @@ def test_make_bench_quick_runs_every_scenario_end_to_end(tmp_path):
     why = {key: waiting.get(key) for key in ("lost_reasons", "lost_samples", "lost_settled_in_database")}
     assert waiting["received"] == waiting["n"] > 0 and waiting["lost"] == 0, why
     assert scenarios["7"]["most_in_flight"] > 2
-    assert all(key in scenarios["choices"] for key in ("servers", "workers", "connections", "writes"))
     text = (tmp_path / "bench.md").read_text()
     assert "not measured in this run" not in text
     for row in ("| 1 | accept path, 1 client:", "| 5 | end to end", "| 6 | ", "| 7 | ", "| scale | accept"):

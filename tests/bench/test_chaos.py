@@ -1,5 +1,6 @@
-"""`make chaos`'s own parts, cheaply: the card-data search rule, the recovery-time definition, and that each
-counter sees what it is there to see (a counter that cannot go above zero proves nothing)."""
+"""`make chaos`'s own parts, cheaply: the product it runs, the card-data search rule, the recovery-time
+definition, and that each counter sees what it is there to see (a counter that cannot go above zero proves
+nothing)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from bench.chaos.clients import ClientLog, RefundRequest, Submission, Waiter, do
 from bench.chaos.counters import count_all
 from bench.chaos.load import run_cvcs
 from bench.chaos.search import CardSearch
+from bench.chaos.stack import ChaosStack
+from bench.stack import Stack
 from payments.models import Payment, Refund
 from payments.sandbox.models import Charge
 from payments.services.payments import payment_process
@@ -24,6 +27,13 @@ def _answer(status, *, path="/api/v1/payments", accept="", **kwargs) -> httpx.Re
     """An answer as httpx hands it to the clients: with the request it answers."""
     request = httpx.Request("POST", f"http://127.0.0.1{path}", headers={"Accept": accept} if accept else {})
     return httpx.Response(status, request=request, **kwargs)
+
+
+def test_chaos_runs_the_product_as_it_ships_where_the_bench_adds_its_endpoints():
+    # Public surfaces only: the product's settings and ASGI application, not the bench's.
+    assert (ChaosStack.settings_module, ChaosStack.asgi_application) == ("config.settings", "config.asgi:application")
+    assert (Stack.settings_module, Stack.asgi_application) == ("bench.settings", "bench.asgi:application")
+    assert "DJANGO_SETTINGS_MODULE" not in plan.stack_env(plan.CI, faults_file="sandbox-faults")
 
 
 # --- the search rule ---------------------------------------------------------------------------------------
