@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 
 from django.db import OperationalError
-from django.shortcuts import render
+from django.http import HttpResponse
+from django.template.loader import render_to_string
 
 from infrastructure.problems import problem_json
 
@@ -32,7 +33,9 @@ def database_busy_response(request, exception: OperationalError):
                 "Idempotency-Key is safe to retry with the same key."
             ),
         )
-    response = render(request, "503.html", status=503)
+    # Rendered without the request's context processors: they read the session (the cart's count) from the
+    # database that has just failed, and a second failure there turned the 503 into a 500 (make chaos, CI).
+    response = HttpResponse(render_to_string("503.html", {"request": request}), status=503)
     response["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 

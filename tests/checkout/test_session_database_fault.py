@@ -58,3 +58,27 @@ def test_a_client_that_asked_for_json_gets_the_problem_document(client, product,
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "service_unavailable"
     assert response["Retry-After"]
+
+
+@pytest.fixture
+def sessions_locked():
+    """Another session holding django_session against reads too (a stalled table), released at exit."""
+    db = connection.settings_dict
+    holder = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=False
+    )
+    yield lambda: holder.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+    holder.rollback()
+    holder.close()
+
+
+def test_the_busy_page_itself_needs_no_database(client, product, sessions_locked):
+    # given: a shopper whose session cannot even be read (the page's cart count reads it too)
+    assert client.post("/cart/add", {"product_id": product.pk}).status_code == 302
+    sessions_locked()
+    # when: the next request fails on the database
+    response = client.post("/cart/add", {"product_id": product.pk})
+    # then: the busy page, rendered without a second trip to the database, not a 500
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert "try again" in response.content.decode().lower()
