@@ -15,7 +15,7 @@ from payments.services.idempotency import (
     Replay,
     idempotency_answer,
     idempotency_key_parse,
-    idempotency_key_spent,
+    idempotency_key_used,
     idempotency_record,
     request_fingerprint,
 )
@@ -97,11 +97,10 @@ class IdempotentWrite:
     def first_answer(self) -> Response | None:
         """The answer already given for this key: its replay, 422 if it answered another request (or, its
         answer purged, made something), or None if the key is unused."""
-        stored = self._stored_answer()
-        if stored is not None or not idempotency_key_spent(user=self.request.user, key=self.key):
-            return stored
-        # The key made something. Either its answer was purged, or a same-key request committed between our two
-        # reads (its object and its answer commit together): one more look tells which.
+        if not idempotency_key_used(user=self.request.user, key=self.key):
+            return None
+        # Its stored answer, read after the key's object: the two commit together, so a same-key request that
+        # committed between our reads has its answer here too; none means it was purged.
         return self._stored_answer() or problem_response(
             status=422,
             code="idempotency_key_reused",

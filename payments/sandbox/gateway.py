@@ -90,13 +90,9 @@ class SandboxGateway:
 
     def _tokenize(self, card: CardDetails) -> CardToken:
         behaviour = behaviours.behaviour_for(card.number)
-        account_key = salted_hmac("payments.sandbox.account", card.number, algorithm="sha256").hexdigest()
-        account, _ = Account.objects.get_or_create(
-            account_key=account_key, defaults={"balance": behaviours.opening_balance(behaviour)}
-        )
         vault_card = VaultCard.objects.create(
             token=f"tok_{secrets.token_hex(12)}",
-            account=account,
+            account_key=salted_hmac("payments.sandbox.account", card.number, algorithm="sha256").hexdigest(),
             behaviour=behaviour,
             brand=card.brand,
             last4=card.last4,
@@ -145,7 +141,9 @@ class SandboxGateway:
     def _record_charge(self, card: VaultCard, amount: int, currency: str, idempotency_key: str) -> Charge:
         try:
             with transaction.atomic():
-                account = Account.objects.select_for_update().get(pk=card.account_id)
+                account, _ = Account.objects.select_for_update().get_or_create(
+                    account_key=card.account_key, defaults={"balance": behaviours.opening_balance(card.behaviour)}
+                )
                 if card.behaviour in behaviours.DECLINES:
                     approved, decline_code = False, card.behaviour
                 elif amount > account.balance:
@@ -199,7 +197,7 @@ class SandboxGateway:
                     reference=f"re_{secrets.token_hex(10)}",
                 )
                 if approved:
-                    account = Account.objects.select_for_update().get(pk=charge.card.account_id)
+                    account = Account.objects.select_for_update().get(account_key=charge.card.account_key)
                     account.balance += amount
                     account.save(update_fields=["balance"])
                     LedgerEntry.objects.create(

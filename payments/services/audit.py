@@ -47,25 +47,25 @@ def _settled_in_time(now) -> dict:
 
 
 def _ledger_matches() -> dict:
-    account_of_token = dict(VaultCard.objects.values_list("token", "account_id"))
-    ours: dict[int, int] = defaultdict(int)
+    account_of_token = dict(VaultCard.objects.values_list("token", "account_key"))
+    ours: dict[str, int] = defaultdict(int)
     for token, captured, refunded in (
         Payment.objects.values("card_token")
         .annotate(captured=Sum("amount_captured"), refunded=Sum("amount_refunded"))
         .values_list("card_token", "captured", "refunded")
     ):
         ours[account_of_token.get(token)] += captured - refunded
-    bank: dict[int, int] = defaultdict(int)
-    for account_id, kind, total in (
-        LedgerEntry.objects.values("account_id", "kind")
+    bank: dict[str, int] = defaultdict(int)
+    for account_key, kind, total in (
+        LedgerEntry.objects.values("account__account_key", "kind")
         .annotate(total=Sum("amount"))
-        .values_list("account_id", "kind", "total")
+        .values_list("account__account_key", "kind", "total")
     ):
-        bank[account_id] += total if kind == LedgerEntry.Kind.DEBIT else -total
+        bank[account_key] += total if kind == LedgerEntry.Kind.DEBIT else -total
     violations = [
-        {"account": account_id, "bank_net_debit": bank.get(account_id, 0), "our_net_capture": ours.get(account_id, 0)}
-        for account_id in sorted(set(ours) | set(bank), key=str)
-        if bank.get(account_id, 0) != ours.get(account_id, 0)
+        {"account": key, "bank_net_debit": bank.get(key, 0), "our_net_capture": ours.get(key, 0)}
+        for key in sorted(set(ours) | set(bank), key=str)
+        if bank.get(key, 0) != ours.get(key, 0)
     ]
     result = _check(violations)
     result["accounts"] = len(set(ours) | set(bank))

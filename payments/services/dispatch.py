@@ -76,7 +76,10 @@ def _enqueue(func: str, object_id, job_id: str, *, unless_queued: bool) -> bool:
         queue = payments_queue()
         if unless_queued and _waiting_in_queue(queue, job_id):
             return False
-        queue.enqueue(func, str(object_id), **job_options(func, object_id, job_id=job_id))
+        # One round trip: RQ sends the queue's registration and the job in two otherwise.
+        with queue.connection.pipeline() as pipeline:
+            queue.enqueue(func, str(object_id), pipeline=pipeline, **job_options(func, object_id, job_id=job_id))
+            pipeline.execute()
         return True
     except RedisError:
         logger.exception("could not enqueue %s; it is re-driven by the reconciler", job_id)

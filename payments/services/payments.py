@@ -51,7 +51,9 @@ def payment_create(
     caller answers with the first payment instead.
     """
     validate_amount(amount, currency)
-    with transaction.atomic():
+    # No savepoint (services/transitions.py): both callers (the API's idempotent write, the checkout) hold a
+    # transaction that must roll back whole if this fails.
+    with transaction.atomic(savepoint=False):
         payment = Payment.objects.create(
             order=order,
             owner_user=owner_user,
@@ -110,13 +112,13 @@ def payment_process(*, payment_id, actor: str = Actor.WORKER) -> Payment:
 def _process_pending(payment: Payment, actor: str) -> Payment:
     refusal = payment_risk_assess(payment)  # reads only, outside any transaction
     try:
-        # Taking the payment and recording a risk refusal commit together: a worker that dies in between
-        # leaves it pending (and re-driven), never processing with no bank call that should be made.
-        with transaction.atomic():
-            payment = payment_transition(
-                payment_id=payment.pk, to_status=PaymentStatus.PROCESSING, actor=actor, reason="worker took it"
-            )
-            if refusal is not None:
+        if refusal is None:
+            payment = _take(payment, actor)
+        else:
+            # Taking the payment and recording a risk refusal commit together: a worker that dies in between
+            # leaves it pending (and re-driven), never processing with no bank call that should be made.
+            with transaction.atomic():
+                payment = _take(payment, actor)
                 return payment_transition(
                     payment_id=payment.pk,
                     to_status=PaymentStatus.FAILED,
@@ -156,6 +158,12 @@ def _process_pending(payment: Payment, actor: str) -> Payment:
             payment, PaymentStatus.UNKNOWN, actor, reason=f"no answer from the gateway: {error!r}", fence=ours
         )
     return _record_charge_result(payment, result, actor, tries=tries, fence=ours)
+
+
+def _take(payment: Payment, actor: str) -> Payment:
+    return payment_transition(
+        payment_id=payment.pk, to_status=PaymentStatus.PROCESSING, actor=actor, reason="worker took it"
+    )
 
 
 def _settle_unknown(payment: Payment, actor: str) -> Payment:

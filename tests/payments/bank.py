@@ -5,7 +5,8 @@ from payments.sandbox.models import Account, Charge, LedgerEntry, VaultCard
 
 
 def account_of(payment: Payment) -> Account:
-    return VaultCard.objects.select_related("account").get(token=payment.card_token).account
+    """The card's account at the bank, which its first charge opened."""
+    return Account.objects.get(account_key=VaultCard.objects.get(token=payment.card_token).account_key)
 
 
 def charges_for(payment: Payment):

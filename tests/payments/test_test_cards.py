@@ -4,6 +4,7 @@ import pytest
 
 from payments.gateway import DECLINE_MESSAGES
 from payments.models import Payment, PaymentStatus
+from payments.sandbox.behaviours import behaviour_for, opening_balance
 from payments.sandbox.models import Charge
 from payments.services.payments import payment_process
 from tests.payments.bank import account_of, charges_for, debits_for, statuses_of
@@ -23,7 +24,7 @@ def _process(payment) -> Payment:
 def test_approved_card_is_charged_once_and_debits_its_account(make_payment, number):
     # given
     payment = make_payment(number, amount=2400)
-    opening_balance = account_of(payment).balance
+    opening = opening_balance(behaviour_for(number))  # the account opens at its first charge
     # when
     paid = _process(payment)
     # then
@@ -33,7 +34,7 @@ def test_approved_card_is_charged_once_and_debits_its_account(make_payment, numb
     charge = charges_for(paid).get()
     assert charge.approved and charge.reference == paid.gateway_reference
     assert debits_for(paid).get().amount == 2400
-    assert account_of(paid).balance == opening_balance - 2400
+    assert account_of(paid).balance == opening - 2400
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_approved_card_is_charged_once_and_debits_its_account(make_payment, numb
 def test_declining_card_fails_with_its_decline_code_and_moves_no_money(make_payment, number, decline_code):
     # given
     payment = make_payment(number)
-    opening_balance = account_of(payment).balance
+    opening = opening_balance(behaviour_for(number))  # the account opens at its first charge
     # when
     failed = _process(payment)
     # then
@@ -60,7 +61,7 @@ def test_declining_card_fails_with_its_decline_code_and_moves_no_money(make_paym
     assert failed.amount_captured == 0
     assert charges_for(failed).get().approved is False  # the bank was asked, and said no
     assert not debits_for(failed).exists()
-    assert account_of(failed).balance == opening_balance
+    assert account_of(failed).balance == opening
 
 
 def test_approve_card_with_too_small_a_balance_fails_insufficient_funds(make_payment, settings):
