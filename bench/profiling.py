@@ -23,7 +23,7 @@ ACCEPT_STEPS = (
     ("authentication (token lookup)", "perform_authentication"),
     ("throttle (Redis cache)", "check_throttles"),
     ("body validation (serializer)", "is_valid"),
-    ("idempotency: look up a first answer", "idempotency_answer"),
+    ("idempotency: was the key used", "idempotency_key_used"),
     ("load shedding: queue length", "payments_backlog"),
     ("tokenize (sandbox vault)", "card_tokenize"),
     ("payment_create (rows)", "payment_create"),
