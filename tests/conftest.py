@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import redis
 from channels.layers import get_channel_layer
@@ -49,6 +50,30 @@ def plain_static_storage(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def postgresql_only():
+    """For tests of lock waits and their timeouts: PostgreSQL's; CI runs them on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        pytest.skip("lock waits and their timeouts are PostgreSQL's; CI runs this on PostgreSQL")
+
+
+@pytest.fixture
+def lock_holder(postgresql_only, transactional_db):
+    """Another database session that takes the locks it is told to (`hold(sql, *params)`), as a stalled vault,
+    a long transaction or a stalled table would; they are released when the test ends."""
+    db = connection.settings_dict
+    holder = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=False
+    )
+
+    def hold(sql: str, *params):
+        holder.execute(sql, params)
+
+    yield hold
+    holder.rollback()
+    holder.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ old code let the retry take the key over, and both requests charged.
 import threading
 import time
 
-import psycopg
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -21,26 +20,10 @@ from tests.api.helpers import client_for, create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("lock waits and their timeouts are PostgreSQL's; CI runs this on PostgreSQL")
-
-
 @pytest.fixture
-def stall():
-    """Another session holding a lock, as a stalled vault or a long transaction would; released at exit."""
-    db = connection.settings_dict
-    holder = psycopg.connect(
-        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=False
-    )
-
-    def hold(sql: str, *params):
-        holder.execute(sql, params)
-
-    yield hold
-    holder.rollback()
-    holder.close()
+def stall(lock_holder):
+    """Another session holding a lock, as a stalled vault or a long transaction would (tests/conftest.py)."""
+    return lock_holder
 
 
 def _send_in_thread(api, results: list, send):

@@ -3,34 +3,16 @@ terminated connection) answers 503 with Retry-After, like any other database fau
 400 "the session was deleted". Found by `make chaos` (docs/reliability.md): a cart add whose connection was
 terminated by `pg_terminate_backend` answered 400 Bad Request to a shopper who did nothing wrong."""
 
-import psycopg
 import pytest
 from django.contrib.sessions.models import Session
-from django.db import connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("lock waits and their timeouts are PostgreSQL's; CI runs this on PostgreSQL")
-
-
 @pytest.fixture
-def sessions_locked_for_writes():
-    """Another session holding django_session for writes (reads still pass), released at exit."""
-    db = connection.settings_dict
-    holder = psycopg.connect(
-        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=False
-    )
-
-    def lock():
-        holder.execute("LOCK TABLE django_session IN EXCLUSIVE MODE")
-
-    yield lock
-    holder.rollback()
-    holder.close()
+def sessions_locked_for_writes(lock_holder):
+    """django_session held for writes by another session (reads still pass)."""
+    return lambda: lock_holder("LOCK TABLE django_session IN EXCLUSIVE MODE")
 
 
 def test_a_session_the_database_cannot_save_is_a_503_not_a_400(client, product, sessions_locked_for_writes):
@@ -61,15 +43,9 @@ def test_a_client_that_asked_for_json_gets_the_problem_document(client, product,
 
 
 @pytest.fixture
-def sessions_locked():
-    """Another session holding django_session against reads too (a stalled table), released at exit."""
-    db = connection.settings_dict
-    holder = psycopg.connect(
-        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=False
-    )
-    yield lambda: holder.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
-    holder.rollback()
-    holder.close()
+def sessions_locked(lock_holder):
+    """django_session held against reads too (a stalled table)."""
+    return lambda: lock_holder("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
 
 
 def test_the_busy_page_itself_needs_no_database(client, product, sessions_locked):
