@@ -56,7 +56,7 @@ bench: install-tools
 # (the harness drops and creates its own database, checkout_chaos, on that server); CHAOS_ARGS=--ci for the
 # CI-sized run (< 5 minutes). Exits 1 if any counter is not zero.
 chaos: install-tools
-	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout_chaos}" $(PY) -m bench.chaos $(CHAOS_ARGS)
+	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout_chaos}" $(PY) -m tests.chaos $(CHAOS_ARGS)
 
 lint: install-tools
 	$(VENV)/bin/ruff check .

@@ -9,16 +9,16 @@ import uuid
 import httpx
 import pytest
 
-from bench.chaos import plan, recovery
-from bench.chaos.clients import ClientLog, RefundRequest, Submission, Waiter, documented_503
-from bench.chaos.counters import count_all
-from bench.chaos.load import run_cvcs
-from bench.chaos.search import CardSearch
-from bench.chaos.stack import ChaosStack
 from bench.stack import Stack
 from payments.models import Payment, Refund
 from payments.sandbox.models import Charge
 from payments.services.payments import payment_process
+from tests.chaos import plan, recovery
+from tests.chaos.clients import ClientLog, RefundRequest, Submission, Waiter, documented_503
+from tests.chaos.counters import count_all
+from tests.chaos.load import run_cvcs
+from tests.chaos.search import CardSearch
+from tests.chaos.stack import ChaosStack
 
 VISA = plan.CARD_NUMBER["visa"]
 

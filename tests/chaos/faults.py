@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.chaos import plan
-from bench.chaos.stack import ChaosStack
+from tests.chaos import plan
+from tests.chaos.stack import ChaosStack
 
 HARNESS_APPLICATION_NAME = "chaos-harness"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from bench.chaos import plan
-from bench.chaos.clients import ClientLog
+from tests.chaos import plan
+from tests.chaos.clients import ClientLog
 
 PAID = ("succeeded", "partially_refunded", "refunded")
 SAMPLES = 10

@@ -17,8 +17,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from bench.chaos import plan
-from bench.chaos.clients import ClientLog, Merchant, RefundRequest, Shopper, Submission, websocket_wait
+from tests.chaos import plan
+from tests.chaos.clients import ClientLog, Merchant, RefundRequest, Shopper, Submission, websocket_wait
 
 
 def run_cvcs(seed: int) -> dict[int, list[str]]:

@@ -30,14 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.chaos import counters, faults, plan, recovery, report, search
-from bench.chaos.clients import ClientLog
-from bench.chaos.load import Load
-from bench.chaos.stack import ChaosStack, require_local_postgres
 from bench.load import percentile
 from bench.record import machine, write_json
 from bench.stack import BASE_DIR, PYTHON
 from bench.ws_load import WAIT_PAGE_HEARTBEAT
+from tests.chaos import counters, faults, plan, recovery, report, search
+from tests.chaos.clients import ClientLog
+from tests.chaos.load import Load
+from tests.chaos.stack import ChaosStack, require_local_postgres
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
 DOC_PATH = BASE_DIR / "docs" / "reliability.md"

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.chaos import plan, recovery, search
 from bench.record import fmt
+from tests.chaos import plan, recovery, search
 
 FINDINGS_PATH = Path(__file__).with_name("findings.md")
 PACKAGES = (

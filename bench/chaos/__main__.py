@@ -1,5 +1,0 @@
-import sys
-
-from bench.chaos.run import main
-
-sys.exit(main())
