@@ -54,7 +54,7 @@ bench: install-tools
 
 # Faults injected under load, then every loss counted (docs/reliability.md): about 20 minutes, PostgreSQL only
 # (the harness drops and creates its own database, checkout_chaos, on that server); CHAOS_ARGS=--ci for the
-# CI-sized run (< 5 minutes). Exits 1 if any counter is not zero.
+# CI-sized run (< 5 minutes). Exits 1 if any counter is not zero: a test, so it lives in tests/chaos/.
 chaos: install-tools
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout_chaos}" $(PY) -m tests.chaos $(CHAOS_ARGS)
 

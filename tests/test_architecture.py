@@ -1,7 +1,8 @@
 """The shape docs/architecture.md draws ("Layers"), checked from the source: config/ wires, the apps sit on
 infrastructure/, and nothing imports upwards: a lower app never imports a higher one, no app imports config/
-(bench's own settings, URLconf and ASGI application build on theirs), config/ never names bench, and
-infrastructure/ imports neither the apps nor config/."""
+(bench's own settings, URLconf and ASGI application build on theirs), config/ never names bench,
+infrastructure/ imports neither the apps nor config/, and nothing of the product or the bench imports the tests
+(tests/chaos/, `make chaos`'s harness, drives the product from above)."""
 
 import ast
 from pathlib import Path
@@ -48,6 +49,13 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
 @pytest.mark.parametrize(("lower", "higher"), [("payments", "checkout"), ("payments", "bench"), ("checkout", "bench")])
 def test_a_lower_app_never_imports_a_higher_one(lower, higher):
     assert offenders(lower, (higher,)) == {}
+
+
+@pytest.mark.parametrize("package", [*APPS, "infrastructure", "config"])
+def test_nothing_imports_the_tests_least_of_all_the_chaos_harness(package):
+    # tests/chaos/ (make chaos) starts the product's processes and imports bench's stack and clients; an import
+    # the other way would ship the harness with the product, or make the bench depend on a test.
+    assert offenders(package, ("tests",)) == {}
 
 
 # bench/'s own wiring is the product's plus the bench's endpoints: each module builds on its counterpart in

@@ -1,6 +1,11 @@
 """`make chaos`: the real stack under load while things break on purpose, then every loss counted.
 
-python -m bench.chaos [--ci]
+python -m tests.chaos [--ci]
+
+A test, not a benchmark: it passes or fails (exit 1 when any loss counter is not zero) and CI runs it
+(`make chaos CHAOS_ARGS=--ci`), so it lives with the tests. It builds on bench/'s stack, load clients and record
+(bench/stack.py, ws_load.py, load.py, record.py); nothing in the product or bench/ imports it. Its modules are
+not named test_*.py, so pytest collects only test_chaos.py here, the harness's own cheap tests.
 
 - plan.py      what a run does: the load's size and mix, the shortened timers, the fault schedule;
 - stack.py     the processes (bench/stack.py's Stack, plus a Valkey the harness owns and restarts, the

@@ -1,5 +1,5 @@
 """The run's record: raw JSON under bench/results/, and the Markdown report (docs/reliability.md for a full
-run; next to the JSON for --ci), generated whole from the JSON, plus bench/chaos/findings.md (what the runs
+run; next to the JSON for --ci), generated whole from the JSON, plus tests/chaos/findings.md (what the runs
 found and what was fixed, written by people)."""
 
 from __future__ import annotations
@@ -67,10 +67,12 @@ def _markdown(run: dict, *, json_path: Path, chart: str | None) -> list[str]:
         "make chaos CHAOS_ARGS=--ci    # CI-sized: a few hundred payments, every fault once, < 5 minutes (.ci/run)",
         "```",
         "",
-        "`make chaos` runs `python -m bench.chaos` (bench/chaos/) with `DATABASE_URL` defaulting to "
+        "`make chaos` runs `python -m tests.chaos` (tests/chaos/) with `DATABASE_URL` defaulting to "
         "`postgres://postgres@127.0.0.1:5432/checkout_chaos`; the harness drops and creates the database "
         "`checkout_chaos` on that server, starts its own Valkey on a free port of 127.0.0.1 and stops every process "
-        "it started at the end (Ctrl-C and errors included). Any counter not at zero makes it exit 1.",
+        "it started at the end (Ctrl-C and errors included). Any counter not at zero makes it exit 1. It is a test, "
+        "not a benchmark (it passes or fails, and CI runs it), so it lives with the tests; it builds on bench/'s "
+        "stack and load clients.",
         "",
         "## The machine",
         "",

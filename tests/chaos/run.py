@@ -1,4 +1,4 @@
-"""`make chaos`: python -m bench.chaos [--ci] [--payments N] [--seed N]
+"""`make chaos`: python -m tests.chaos [--ci] [--payments N] [--seed N]
 
 1. Set up: a Valkey of its own, the database `checkout_chaos` dropped, created and migrated on the
    PostgreSQL of DATABASE_URL, two merchants (API tokens, `payments.refund_payment`) and a product; then
@@ -48,7 +48,7 @@ PRODUCT_PRICE = 1999
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ci", action="store_true", help="CI-sized: a few hundred payments, every fault once")
     parser.add_argument("--payments", type=int, default=None, help="override the profile's payment count")
     parser.add_argument("--seed", type=int, default=None, help="replay a run's random choices (default: random)")
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "-chaos-ci" if args.ci else "-chaos"
     run_dir = BASE_DIR / "var" / "chaos" / stamp
     out = Output(run_dir / "logs" / "harness.log")
-    command = shlex.join(["python", "-m", "bench.chaos", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "-m", "tests.chaos", *(sys.argv[1:] if argv is None else argv)])
     faults_file = run_dir / "sandbox-faults"
     stack = ChaosStack(
         log_dir=run_dir / "logs",
