@@ -57,6 +57,18 @@ def fmt(value, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def table(header: str, rows, *, left: int = 1) -> list[str]:
+    """A Markdown table; `header` is its cells joined by " | ". The first `left` columns align left, the rest
+    (the figures) right."""
+    cells = header.split(" | ")
+    rule = "".join("|---" if column < left else "|---:" for column in range(len(cells))) + "|"
+    return [_row(cells), rule, *(_row(row) for row in rows)]
+
+
+def _row(cells) -> str:
+    return "|" + "".join(f" {cell} |" if str(cell) else " |" for cell in cells)
+
+
 def pct(share) -> str:
     return "—" if share is None else f"{share * 100:.0f} %"
 

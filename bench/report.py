@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import scenario_e2e, scenario_scale
-from bench.record import fmt, machine, pct, ratio_text, when, yes
+from bench.record import fmt, machine, pct, ratio_text, table, when, yes
 from bench.stack import BASE_DIR
 
 FINDINGS_PATH = Path(__file__).with_name("findings.md")
@@ -21,6 +21,7 @@ FINDINGS_PATH = Path(__file__).with_name("findings.md")
 CHOICES_PATH = Path(__file__).with_name("choices.md")
 PACKAGES = ("django", "djangorestframework", "daphne", "channels", "channels-redis", "rq", "django-rq", "httpx")
 
+RATE = (("per_second", 1), ("span_s", 2))  # a drain's rate and the span it is over, as the tables show them
 NOT_MEASURED = [
     ("5", "end-to-end: submit → terminal WebSocket frame, p50/p99, latency 0", "p99 ≤ 3× floor"),
     ("6", "5,000 WebSocket clients waiting on one daphne", "N = 5,000, none lost"),
@@ -194,19 +195,17 @@ def summary_rows(run: dict) -> list[str]:
     return rows
 
 
+LOAD_COLUMNS = "req/s | p50 ms | p90 ms | p99 ms | errors | client CPU | daphne CPU | new Redis conns/req"
+
+
 def _load_table(header: str, entries: list[tuple[str, dict]]) -> list[str]:
-    lines = [
-        f"| {header} | req/s | p50 ms | p90 ms | p99 ms | errors | client CPU | daphne CPU | new Redis conns/req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    rows = [
+        [label, *(fmt(run[key]) for key in ("rps", "p50_ms", "p90_ms", "p99_ms")), run["errors"]]
+        + [pct(run.get("client_cpu_share")), pct(run.get("server_cpu_share", {}).get("daphne"))]
+        + [fmt(run.get("redis_connections_per_request"), 2)]
+        for label, run in entries
     ]
-    for label, run in entries:
-        server = run.get("server_cpu_share", {})
-        lines.append(
-            f"| {label} | {fmt(run['rps'])} | {fmt(run['p50_ms'])} | {fmt(run['p90_ms'])} | {fmt(run['p99_ms'])} "
-            f"| {run['errors']} | {pct(run.get('client_cpu_share'))} | {pct(server.get('daphne'))} "
-            f"| {fmt(run.get('redis_connections_per_request'), 2)} |"
-        )
-    return lines
+    return table(f"{header} | {LOAD_COLUMNS}", rows)
 
 
 def details(run: dict) -> list[str]:
@@ -290,16 +289,13 @@ def details(run: dict) -> list[str]:
             "count over the span from the first job's start to the last job's end (RQ's own stamps), so process "
             "start-up is not counted.",
             "",
-            "| workers | payments/s | span s | no-op jobs/s | span s | ratio |",
-            "|---:|---:|---:|---:|---:|---:|",
         ]
-        for row in s["rows"]:
-            p, n = row["payments"], row["noop"]
-            out.append(
-                f"| {row['workers']} | {fmt(p['per_second'])} | {fmt(p['span_s'], 2)} | {fmt(n['per_second'])} "
-                f"| {fmt(n['span_s'], 2)} | {row['ratio']:.2f} |"
-            )
-        out.append("")
+        rows = [
+            [row["workers"], *(fmt(row[side][key], digits) for side in ("payments", "noop") for key, digits in RATE)]
+            + [f"{row['ratio']:.2f}"]
+            for row in s["rows"]
+        ]
+        out += table("workers | payments/s | span s | no-op jobs/s | span s | ratio", rows, left=0) + [""]
     for key in ("5", "6"):
         if key in scenarios:
             out += scenario_e2e.details(scenarios[key])
@@ -321,15 +317,14 @@ def scenario_7_details(s: dict) -> list[str]:
         "steady rate without the first 2 s it takes to fill the pipeline. Little's law bounds the slow side at "
         f"calls in flight ÷ latency = {s['most_in_flight']} ÷ 2 s = {fmt(s['littles_law_bound_per_second'])}/s.",
         "",
-        "| bank latency | run | payments settled/s | jobs running at once (most) | workers' peak RSS MiB |",
-        "|---|---:|---:|---:|---:|",
     ]
-    for latency, runs in s["runs"].items():
-        for number, run in enumerate(runs, 1):
-            out.append(
-                f"| {int(latency):,} ms | {number} | {fmt(run['settled_per_second'])} | {run['most_in_flight']} "
-                f"| {fmt(run['workers_peak_rss_mib'])} |"
-            )
+    rows = [
+        [f"{int(latency):,} ms", number, fmt(run["settled_per_second"]), run["most_in_flight"]]
+        + [fmt(run["workers_peak_rss_mib"])]
+        for latency, runs in s["runs"].items()
+        for number, run in enumerate(runs, 1)
+    ]
+    out += table("bank latency | run | payments settled/s | jobs running at once (most) | workers' peak RSS MiB", rows)
     out += [
         "",
         f"Memory per bank call in flight: {fmt(s['mib_per_call_in_flight_threads'], 1)} MiB with threads (the worker "
@@ -356,18 +351,17 @@ def profile_section(run: dict, json_name: str) -> list[str]:
             f"scenarios. pyinstrument profiles: `bench/results/{accept['profile_txt']}`, "
             f"`bench/results/{job['profile_txt']}`.",
             "",
-            "| per call | time | SQL queries | Redis commands | new Redis connections |",
-            "|---|---:|---:|---:|---:|",
         ]
-        for label, entry in (
-            ("accept: `POST /api/v1/payments`", accept),
-            ("ceiling: `POST /api/v1/bench/ceiling`", ceiling),
-            ("worker: `payment_process_job` (latency 0)", job),
-        ):
-            out.append(
-                f"| {label} | {fmt(entry['ms_per_call'], 2)} ms | {len(entry['queries'])} "
-                f"| {fmt(entry['redis_commands_per_call'])} | {fmt(entry['redis_connections_per_call'])} |"
+        rows = [
+            [label, f"{fmt(entry['ms_per_call'], 2)} ms", len(entry["queries"]), fmt(entry["redis_commands_per_call"])]
+            + [fmt(entry["redis_connections_per_call"])]
+            for label, entry in (
+                ("accept: `POST /api/v1/payments`", accept),
+                ("ceiling: `POST /api/v1/bench/ceiling`", ceiling),
+                ("worker: `payment_process_job` (latency 0)", job),
             )
+        ]
+        out += table("per call | time | SQL queries | Redis commands | new Redis connections", rows)
         server = profile.get("server")
         if server:
             out += [
@@ -376,15 +370,12 @@ def profile_section(run: dict, json_name: str) -> list[str]:
                 f"time; raw stacks: `bench/results/{server['accept']['collapsed']}`, "
                 f"`bench/results/{server['ceiling']['collapsed']}`):",
                 "",
-                "| under | ceiling | accept |",
-                "|---|---:|---:|",
-                f"| the event-loop thread (daphne, Twisted, asyncio) | {pct(server['ceiling']['event_loop_thread'])} "
-                f"| {pct(server['accept']['event_loop_thread'])} |",
             ]
-            for ceiling_row, accept_row in zip(
-                server["ceiling"]["categories"], server["accept"]["categories"], strict=True
-            ):
-                out.append(f"| {accept_row['what']} | {pct(ceiling_row['share'])} | {pct(accept_row['share'])} |")
+            sides = (server["ceiling"], server["accept"])
+            rows = [["the event-loop thread (daphne, Twisted, asyncio)", *(pct(s["event_loop_thread"]) for s in sides)]]
+            for ceiling_row, accept_row in zip(*(side["categories"] for side in sides), strict=True):
+                rows.append([accept_row["what"], pct(ceiling_row["share"]), pct(accept_row["share"])])
+            out += table("under | ceiling | accept", rows)
             out += [
                 "",
                 f"New Redis connections per request over HTTP: ceiling "
@@ -397,10 +388,7 @@ def profile_section(run: dict, json_name: str) -> list[str]:
             "Where the accept path's time goes in-process (share of the profiled requests, outermost calls):",
             "",
         ]
-        out += ["| step | function | share |", "|---|---|---:|"]
-        out += [f"| {s['step']} | `{s['function']}` | {pct(s['share'])} |" for s in accept["steps"]]
-        out += ["", "And the worker's job:", "", "| step | function | share |", "|---|---|---:|"]
-        out += [f"| {s['step']} | `{s['function']}` | {pct(s['share'])} |" for s in job["steps"]]
+        out += _steps(accept) + ["", "And the worker's job:", ""] + _steps(job)
         out += ["", "<details><summary>The SQL of one accept request</summary>", "", "```sql"]
         out += [_short_sql(sql) for sql in accept["queries"]]
         out += ["```", "", "</details>", "", "<details><summary>The SQL of one payment job</summary>", "", "```sql"]
@@ -409,6 +397,11 @@ def profile_section(run: dict, json_name: str) -> list[str]:
     if FINDINGS_PATH.is_file():
         out += [FINDINGS_PATH.read_text().strip(), ""]
     return out
+
+
+def _steps(profile: dict) -> list[str]:
+    rows = [[step["step"], f"`{step['function']}`", pct(step["share"])] for step in profile["steps"]]
+    return table("step | function | share", rows, left=2)
 
 
 def _and(items: list[str]) -> str:

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from bench.load import summarize_latencies
-from bench.record import fmt, pct, ratio_text, yes
+from bench.record import fmt, pct, ratio_text, table, yes
 from bench.scenarios import (
     ACCEPT_PATH,
     RUN_WORKERS,
@@ -443,21 +443,21 @@ def _details_5(s: dict) -> list[str]:
         f"the wait page, each socket sends a `resume` every {WAIT_PAGE_HEARTBEAT:g} s; *after a resume* counts "
         "outcomes that came only then, i.e. whose push never arrived.",
         "",
-        "| run | sent/s | settled/s | p50 ms | p90 ms | p99 ms | max ms | POST p50 | socket open p50 "
-        "| then outcome p50 | outcome on connect | after a resume | errors | in flight ≤ | daphne CPU | workers CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for side in ("floor", "product"):
-        for index, run in enumerate(s["runs"][side], 1):
-            t, cpu = run["total"], run["server_cpu_share"]
-            out.append(
-                f"| {side} #{index} | {fmt(run['sent_rate'])} | {fmt(run['settled_rate'])} | {fmt(t['p50_ms'])} "
-                f"| {fmt(t['p90_ms'])} | {fmt(t['p99_ms'])} | {fmt(t['max_ms'])} | {fmt(run['post']['p50_ms'])} "
-                f"| {fmt(run['ws_open']['p50_ms'])} | {fmt(run['to_outcome']['p50_ms'])} "
-                f"| {run['outcome_on_first_frame']}/{run['settled']} | {run['outcome_after_resume']} "
-                f"| {run['errors']} | {run['max_in_flight']} "
-                f"| {pct(cpu.get('daphne'))} | {pct(cpu.get('workers'))} |"
-            )
+    rows = [
+        [f"{side} #{index}", fmt(run["sent_rate"]), fmt(run["settled_rate"])]
+        + [fmt(run["total"][key]) for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
+        + [fmt(run[part]["p50_ms"]) for part in ("post", "ws_open", "to_outcome")]
+        + [f"{run['outcome_on_first_frame']}/{run['settled']}", run["outcome_after_resume"], run["errors"]]
+        + [run["max_in_flight"], *(pct(run["server_cpu_share"].get(name)) for name in ("daphne", "workers"))]
+        for side in ("floor", "product")
+        for index, run in enumerate(s["runs"][side], 1)
+    ]
+    out += table(
+        "run | sent/s | settled/s | p50 ms | p90 ms | p99 ms | max ms | POST p50 | socket open p50 | then outcome p50 "
+        "| outcome on connect | after a resume | errors | in flight ≤ | daphne CPU | workers CPU",
+        rows,
+    )
     f, p = s["floor"], s["product"]
     out += [
         "",
@@ -481,7 +481,7 @@ def _details_5(s: dict) -> list[str]:
 
 def _details_6(s: dict) -> list[str]:
     d = s["daphne"]
-    rows = [
+    probes = [
         ("daphne RSS, MiB", "daphne_rss_mib", 1),
         ("daphne open files", "daphne_fds", 0),
         ("daphne threads", "daphne_threads", 0),
@@ -513,14 +513,12 @@ def _details_6(s: dict) -> list[str]:
         + " *Outcome delay* is from the outcome's write (its `updated_at`, stamped in the worker's transaction "
         "just before the commit, so a commit waiting on a lock counts too) to its frame at the client.",
         "",
-        "| | before | all connected | after settling |",
-        "|---|---:|---:|---:|",
     ]
-    for label, key, digits in rows:
-        out.append(
-            f"| {label} | {fmt(d['before'][key], digits)} | {fmt(d['connected'][key], digits)} "
-            f"| {fmt(d['after_settle'][key], digits)} |"
-        )
+    rows = [
+        [label, *(fmt(d[at][key], digits) for at in ("before", "connected", "after_settle"))]
+        for label, key, digits in probes
+    ]
+    out += table(" | before | all connected | after settling", rows)
     out += [
         "",
         "| figure | value |",

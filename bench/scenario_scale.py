@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import scenarios as base
 from bench.load import LoadSpec
-from bench.record import fmt, pct, yes
+from bench.record import fmt, pct, table, yes
 from bench.scenarios import ACCEPT_PATH, Context, ratio_of, reset_redis
 from bench.stack import Sampler, process_cpu_seconds
 
@@ -49,6 +49,7 @@ SIZES = {
     "default": Sizes(concurrency=64, jobs=300, combined_repeats=1),  # (c) restarts its processes per run
 }
 SIDES = ("1", "2")  # processes of each kind; strings, as they are JSON keys
+CPU_COLUMNS = "cores busy | load client CPU | servers' CPU"
 
 
 # --- CPU over a window ------------------------------------------------------------------------------------
@@ -310,8 +311,8 @@ def summary_rows(result: dict) -> list[str]:
     ]
 
 
-def _cpu_cells(cpu: dict) -> str:
-    return f"{fmt(cpu['machine_cores_busy'], 2)} | {pct(cpu['client'])} | {pct(cpu['servers'])}"
+def _cpu_cells(cpu: dict) -> list[str]:
+    return [fmt(cpu["machine_cores_busy"], 2), pct(cpu["client"]), pct(cpu["servers"])]
 
 
 def _per_process(run: dict) -> str:
@@ -335,15 +336,12 @@ def details(result: dict) -> list[str]:
         "the two ports (no load balancer involved), for the 1-process runs all go to the first. Summary: median "
         "of the runs per side.",
         "",
-        "| daphne processes | req/s | p50 ms | p99 ms | errors | cores busy | load client CPU | servers' CPU |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for side in SIDES:
-        s = a["sides"][side]
-        out.append(
-            f"| {side} | {fmt(s['rps'])} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {s['errors']} "
-            f"| {_cpu_cells(s['cpu'])} |"
-        )
+    rows = [
+        [side, *(fmt(s[key]) for key in ("rps", "p50_ms", "p99_ms")), s["errors"], *_cpu_cells(s["cpu"])]
+        for side, s in a["sides"].items()
+    ]
+    out += table(f"daphne processes | req/s | p50 ms | p99 ms | errors | {CPU_COLUMNS}", rows, left=0)
     out += ["", "Runs, in the order they ran:", ""]
     for side in SIDES:
         for number, run in enumerate(a["sides"][side]["runs"], 1):
@@ -358,15 +356,13 @@ def details(result: dict) -> list[str]:
         "worker runs) drained by burst worker processes; the rate is the job count over the first job's start to "
         "the last job's end (RQ's stamps), so process start-up is not counted. CPU over the same span.",
         "",
-        "| worker processes | threads each | settled/s | span s | cores busy | workers' CPU |",
-        "|---:|---:|---:|---:|---:|---:|",
     ]
-    for side in SIDES:
-        s = b["sides"][side]
-        out.append(
-            f"| {side} | {s.get('threads_per_process', '—')} | {fmt(s['per_second'])} | {fmt(s['span_s'], 2)} "
-            f"| {fmt(s['cpu']['machine_cores_busy'], 2)} | {pct(s['cpu']['processes'].get('workers'))} |"
-        )
+    rows = [
+        [side, s.get("threads_per_process", "—"), fmt(s["per_second"]), fmt(s["span_s"], 2)]
+        + [fmt(s["cpu"]["machine_cores_busy"], 2), pct(s["cpu"]["processes"].get("workers"))]
+        for side, s in b["sides"].items()
+    ]
+    out += table("worker processes | threads each | settled/s | span s | cores busy | workers' CPU", rows, left=0)
     out += [
         "",
         f"**(c) The whole system.** The accept load ({c['concurrency']} clients) against 1 daphne + 1 worker "
@@ -374,15 +370,13 @@ def details(result: dict) -> list[str]:
         "accepted. Settled/s counts payments that reached an outcome inside the load's measured window. Each run "
         "starts its processes afresh with an empty queue.",
         "",
-        "| processes | accepted/s | settled/s | p99 ms | errors | cores busy | load client CPU | servers' CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for side in SIDES:
-        s = c["sides"][side]
-        out.append(
-            f"| {side} daphne + {side} worker{'s' if side != '1' else ''} | {fmt(s['accepted_per_s'])} "
-            f"| {fmt(s['settled_per_s'])} | {fmt(s['p99_ms'])} | {s['errors']} | {_cpu_cells(s['cpu'])} |"
-        )
+    rows = [
+        [f"{side} daphne + {side} worker{'s' if side != '1' else ''}"]
+        + [*(fmt(s[key]) for key in ("accepted_per_s", "settled_per_s", "p99_ms")), s["errors"], *_cpu_cells(s["cpu"])]
+        for side, s in c["sides"].items()
+    ]
+    out += table(f"processes | accepted/s | settled/s | p99 ms | errors | {CPU_COLUMNS}", rows)
     out += ["", "Per process, per run: " + "; ".join(
         f"{side}+{side} #{number}: {_per_process(run)}"
         for side in SIDES
