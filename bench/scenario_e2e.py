@@ -34,6 +34,7 @@ from bench.scenarios import (
     record_pending_payments,
     reset_redis,
     run_client,
+    serving,
 )
 from bench.stack import BASE_DIR, PYTHON, Stack, cpu_seconds, cpu_shares, process_rss_mib
 from bench.ws_load import WAIT_PAGE_HEARTBEAT, E2ESpec, HoldSpec, ws_base
@@ -96,19 +97,11 @@ def scenario_5(ctx: Context) -> dict:
         f"scenario 5: submit → outcome frame at {params.s5_rate:g} payments/s vs the floor "
         f"(no-op view + no-op job + one push), {RUN_WORKERS} workers, gateway 0 ms"
     )
-    reset_redis(stack)
-    stack.start_web(**GATEWAY_AT_ONCE)
     runs: dict[str, list[dict]] = {"floor": [], "product": []}
-    try:
-        stack.start_workers(RUN_WORKERS, **GATEWAY_AT_ONCE)
-        stack.wait_workers_ready()  # every thread of every worker process
+    with serving(stack, workers=RUN_WORKERS, **GATEWAY_AT_ONCE):
         warm_up = _warm_up_e2e(ctx, params)
         for side in interleaved(params.s5_repeats, "floor", "product"):
             runs[side].append(_run_e2e(ctx, FLOOR_PATH if side == "floor" else ACCEPT_PATH, params))
-    finally:
-        stack.stop_workers()
-        stack.stop_web()
-        reset_redis(stack)
     floor, product = _pooled(runs["floor"]), _pooled(runs["product"])
     ratio = ratio_of(product["p99_ms"], floor["p99_ms"])
     return {

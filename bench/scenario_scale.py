@@ -30,7 +30,7 @@ from pathlib import Path
 from bench import scenarios as base
 from bench.load import LoadSpec
 from bench.record import fmt, pct, table, yes
-from bench.scenarios import ACCEPT_PATH, Context, ratio_of, reset_redis
+from bench.scenarios import ACCEPT_PATH, Context, ratio_of, reset_redis, serving
 from bench.stack import Sampler, process_cpu_seconds
 
 TARGET = "> 1 (rises)"
@@ -173,18 +173,11 @@ def _cpu_summary(runs: list[dict]) -> dict:
 def _accept_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     stack = ctx.stack
     ctx.log(f"  (a) accept throughput, {sizes.concurrency} clients, no worker: 1 vs 2 daphne processes")
-    reset_redis(stack)
-    stack.start_web(SANDBOX_LATENCY_MS="0")
-    try:
-        second_url = stack.start_extra_web(SANDBOX_LATENCY_MS="0")
-        urls = {"1": [stack.web_url + ACCEPT_PATH], "2": [stack.web_url + ACCEPT_PATH, second_url + ACCEPT_PATH]}
-        runs: dict[str, list[dict]] = {side: [] for side in SIDES}
+    runs: dict[str, list[dict]] = {side: [] for side in SIDES}
+    with serving(stack, daphnes=2, SANDBOX_LATENCY_MS="0") as webs:
+        urls = [web + ACCEPT_PATH for web in webs]  # the 1-process side posts to the first only
         for side in base.interleaved(ctx.budget.repeats, *SIDES):
-            runs[side].append(_load(ctx, urls[side], sizes.concurrency))
-    finally:
-        stack.stop_extra_webs()
-        stack.stop_web()
-        reset_redis(stack)
+            runs[side].append(_load(ctx, urls[: int(side)], sizes.concurrency))
     sides = {
         side: {
             "rps": _median(runs[side], lambda r: r["rps"]),
@@ -236,21 +229,9 @@ def _combined_side_by_side(ctx: Context, sizes: Sizes) -> dict:
     ctx.log(f"  (c) accept load ({sizes.concurrency} clients) with workers settling: 1+1 vs 2+2 processes")
     runs: dict[str, list[dict]] = {side: [] for side in SIDES}
     for side in base.interleaved(sizes.combined_repeats, *SIDES):
-        count = int(side)
-        reset_redis(stack)  # no backlog from the other side's run
-        stack.start_web(SANDBOX_LATENCY_MS="0")
-        try:
-            urls = [stack.web_url + ACCEPT_PATH]
-            for _ in range(count - 1):
-                urls.append(stack.start_extra_web(SANDBOX_LATENCY_MS="0") + ACCEPT_PATH)
-            stack.start_workers(count, SANDBOX_LATENCY_MS="0")
-            stack.wait_workers_ready()  # every thread of every worker process registered
-            runs[side].append(_load(ctx, urls, sizes.concurrency))
-        finally:
-            stack.stop_workers()
-            stack.stop_extra_webs()
-            stack.stop_web()
-    reset_redis(stack)
+        # Each run on fresh processes and an empty Redis: no backlog from the other side's run.
+        with serving(stack, daphnes=int(side), workers=int(side), SANDBOX_LATENCY_MS="0") as webs:
+            runs[side].append(_load(ctx, [web + ACCEPT_PATH for web in webs], sizes.concurrency))
     sides = {
         side: {
             "accepted_per_s": _median(runs[side], lambda r: r["rps"]),

@@ -12,7 +12,8 @@ import statistics
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -100,6 +101,25 @@ def reset_redis(stack: Stack) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+@contextmanager
+def serving(stack: Stack, *, daphnes: int = 1, workers: int = 0, **env: str) -> Iterator[list[str]]:
+    """For the block: an empty Redis, `daphnes` daphne processes and `workers` worker processes (each with every
+    thread registered) on `env`; yields the daphne processes' base URLs. Afterwards every process is stopped
+    and Redis emptied again, so that the next measurement starts from nothing."""
+    reset_redis(stack)
+    try:
+        urls = [stack.start_web(**env)] + [stack.start_extra_web(**env) for _ in range(daphnes - 1)]
+        if workers:
+            stack.start_workers(workers, **env)
+            stack.wait_workers_ready()
+        yield urls
+    finally:
+        stack.stop_workers()
+        stack.stop_extra_webs()
+        stack.stop_web()
+        reset_redis(stack)
 
 
 # Not counted as the application's commands: our own INFO, and a new connection's handshake.
@@ -202,28 +222,18 @@ def ratio_of(numerator: float, denominator: float) -> float:
 def scenario_1(ctx: Context) -> dict:
     stack, budget = ctx.stack, ctx.budget
     ctx.log("scenario 1: POST /api/v1/payments vs a trivial authenticated DRF endpoint (no workers)")
-    reset_redis(stack)
-    stack.start_web(SANDBOX_LATENCY_MS="0")
     rows = []
-    try:
+    with serving(stack, SANDBOX_LATENCY_MS="0"):
         for concurrency in budget.concurrencies:
             runs: dict[str, list[dict]] = {"ceiling": [], "accept": []}
             for side in interleaved(budget.repeats, "ceiling", "accept"):
                 path, expect = (CEILING_PATH, 200) if side == "ceiling" else (ACCEPT_PATH, 202)
                 runs[side].append(run_load(ctx, path, concurrency=concurrency, expect_status=expect))
             accept, ceiling = _summary(runs["accept"]), _summary(runs["ceiling"])
+            ratio = ratio_of(accept["rps"], ceiling["rps"])
             rows.append(
-                {
-                    "concurrency": concurrency,
-                    "accept": accept,
-                    "ceiling": ceiling,
-                    "ratio": ratio_of(accept["rps"], ceiling["rps"]),
-                    "runs": runs,
-                }
+                {"concurrency": concurrency, "accept": accept, "ceiling": ceiling, "ratio": ratio, "runs": runs}
             )
-    finally:
-        stack.stop_web()
-        reset_redis(stack)
     worst = min(row["ratio"] for row in rows)
     return {"rows": rows, "figure": worst, "target": 0.5, "met": worst >= 0.5}
 
@@ -234,27 +244,18 @@ def scenario_2(ctx: Context) -> dict:
     ctx.log(f"scenario 2: accept throughput at gateway latency 0 vs {SLOW_BANK_MS} ms ({RUN_WORKERS} workers up)")
     sides = {}
     for latency in (0, SLOW_BANK_MS):
-        reset_redis(stack)
-        env = {"SANDBOX_LATENCY_MS": str(latency)}
-        stack.start_web(**env)
-        stack.start_workers(RUN_WORKERS, **env)
-        stack.wait_workers_ready()
-        settled_before = _settled_count()
-        try:
+        with serving(stack, workers=RUN_WORKERS, SANDBOX_LATENCY_MS=str(latency)):
+            settled_before = _settled_count()
             runs = [
                 run_load(ctx, ACCEPT_PATH, concurrency=budget.s2_concurrency, expect_status=202)
                 for _ in range(budget.repeats)
             ]
-        finally:
-            stack.stop_workers()
-            stack.stop_web()
         sides[latency] = {
             "latency_ms": latency,
             "summary": _summary(runs),
             "settled_during_runs": _settled_count() - settled_before,
             "runs": runs,
         }
-    reset_redis(stack)
     ratio = ratio_of(sides[SLOW_BANK_MS]["summary"]["rps"], sides[0]["summary"]["rps"])
     return {
         "concurrency": budget.s2_concurrency,
@@ -278,9 +279,7 @@ def scenario_3(ctx: Context) -> dict:
     stack, budget = ctx.stack, ctx.budget
     concurrency = budget.s3_concurrency
     ctx.log(f"scenario 3: async accept vs a synchronous inline-gateway endpoint, {SLOW_BANK_MS} ms, c={concurrency}")
-    reset_redis(stack)
-    stack.start_web(SANDBOX_LATENCY_MS=str(SLOW_BANK_MS))
-    try:
+    with serving(stack, SANDBOX_LATENCY_MS=str(SLOW_BANK_MS)):
         accept = run_load(ctx, ACCEPT_PATH, concurrency=concurrency, expect_status=202)
         sync = run_load(
             ctx,
@@ -290,9 +289,6 @@ def scenario_3(ctx: Context) -> dict:
             warmup=budget.s3_warmup,
             duration=budget.s3_duration,
         )
-    finally:
-        stack.stop_web()
-        reset_redis(stack)
     ratio = ratio_of(accept["rps"], sync["rps"])
     return {
         "concurrency": concurrency,
