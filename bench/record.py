@@ -15,10 +15,10 @@ from pathlib import Path
 
 
 def machine(packages: tuple[str, ...]) -> dict:
-    memory_kib = _proc_field("/proc/meminfo", "MemTotal:", "")
+    memory_kib = proc_field("/proc/meminfo", "MemTotal:", "")
     return {
         "nproc": os.cpu_count(),
-        "cpu": _proc_field("/proc/cpuinfo", "model name", platform.processor() or "?"),
+        "cpu": proc_field("/proc/cpuinfo", "model name", platform.processor() or "?"),
         "memory_gib": round(int(memory_kib.split()[0]) / 1024 / 1024, 1) if memory_kib else math.nan,
         "os": platform.platform(),
         "python": sys.version.split()[0],
@@ -34,7 +34,7 @@ def _version(name: str) -> str:
         return "?"
 
 
-def _proc_field(path: str, name: str, default: str) -> str:
+def proc_field(path: str, name: str, default: str) -> str:
     """The value of the first `name: value` line of a /proc file, or `default`."""
     try:
         for line in Path(path).read_text().splitlines():

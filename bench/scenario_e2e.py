@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from bench.load import summarize_latencies
-from bench.record import fmt, pct, ratio_text, table, yes
+from bench.record import fmt, pct, proc_field, ratio_text, table, yes
 from bench.scenarios import (
     ACCEPT_PATH,
     RUN_WORKERS,
@@ -277,17 +277,12 @@ def _probe(stack: Stack) -> dict:
     return {
         "daphne_rss_mib": process_rss_mib(pid),
         "daphne_fds": len(os.listdir(f"/proc/{pid}/fd")),
-        "daphne_threads": _threads(pid),
+        "daphne_threads": int(proc_field(f"/proc/{pid}/status", "Threads:", "0")),
         "channel_groups": len(groups),
         "channel_groups_kib": group_bytes / 1024,
         "redis_server_used_mib": memory["used_memory"] / 2**20,
         "redis_server_clients": clients["connected_clients"],
     }
-
-
-def _threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
 
 
 def _start_hold_client(stack: Stack, ws_paths: list[str], params: E2EParams):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.record import proc_field
 from infrastructure.processes import spawn_child, stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -52,15 +53,6 @@ BENCH_ENV = {
     "LOG_LEVEL": "WARNING",
     "PYTHONUNBUFFERED": "1",
 }
-
-
-def worker_threads_default(env: dict[str, str]) -> int:
-    """The threads a payments_worker process starts when not told: PAYMENTS_WORKER_THREADS, as settings has it."""
-    from django.conf import settings
-
-    if "PAYMENTS_WORKER_THREADS" in env:
-        return int(env["PAYMENTS_WORKER_THREADS"])
-    return settings.PAYMENTS_WORKER_THREADS
 
 
 def free_port() -> int:
@@ -94,13 +86,9 @@ def cpu_shares(before: dict[str, float], after: dict[str, float], seconds: float
 
 
 def process_rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return float("nan")
+    """Resident memory of a process (Linux /proc), NaN when it cannot be read (it has gone)."""
+    rss_kib = proc_field(f"/proc/{pid}/status", "VmRSS:", "")
+    return int(rss_kib.split()[0]) / 1024 if rss_kib else float("nan")
 
 
 class Sampler:
@@ -220,18 +208,8 @@ class Stack:
         if scheme.startswith("postgres"):
             import psycopg
 
-            parts = urlsplit(url)
             name = self.database_name
-            admin = dict(
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or 5432,
-                user=parts.username,
-                password=parts.password,
-                dbname="postgres",
-                autocommit=True,
-                connect_timeout=5,
-            )
-            with psycopg.connect(**admin) as conn:
+            with psycopg.connect(_with_path(url, "/postgres"), autocommit=True, connect_timeout=5) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 conn.execute(f'CREATE DATABASE "{name}"')
                 version = conn.execute("SHOW server_version").fetchone()[0]
@@ -289,10 +267,7 @@ class Stack:
     def start_web(self, *, ready_timeout: float = 30, **env: str) -> str:
         """daphne as runstack starts it; returns its base URL once it answers."""
         self.stop_web()
-        port = free_port()
-        self.web = self._spawn("daphne", self.daphne_argv(port), {**self.env, **env})
-        self.web_url = f"http://127.0.0.1:{port}"
-        wait_until_web_answers(self.web, self.web_url, ready_timeout)
+        self.web, self.web_url = self._start_daphne("daphne", ready_timeout, env)
         return self.web_url
 
     def stop_web(self) -> None:
@@ -303,12 +278,16 @@ class Stack:
     def start_extra_web(self, *, ready_timeout: float = 30, **env: str) -> str:
         """One more daphne process beside `web` (same command, database and Redis, a port of its own); returns
         its base URL once it answers. Kept in `extra_webs`; stopped by stop_extra_webs() and close()."""
-        port = free_port()
-        child = self._spawn("daphne-extra", self.daphne_argv(port), {**self.env, **env})
+        child, url = self._start_daphne("daphne-extra", ready_timeout, env)
         self.extra_webs.append(child)
+        return url
+
+    def _start_daphne(self, name: str, ready_timeout: float, env: dict[str, str]) -> tuple[Child, str]:
+        port = free_port()
+        child = self._spawn(name, self.daphne_argv(port), {**self.env, **env})
         url = f"http://127.0.0.1:{port}"
         wait_until_web_answers(child, url, ready_timeout)
-        return url
+        return child, url
 
     def stop_extra_webs(self) -> None:
         _stop(self.extra_webs)
@@ -317,21 +296,17 @@ class Stack:
     def start_workers(self, count: int, *, burst: bool = False, threads: int | None = None, **env: str) -> list[Child]:
         """`count` worker processes as runstack starts them (`payments_worker`: PAYMENTS_WORKER_THREADS RQ
         workers on threads, unless `threads` says otherwise)."""
+        from django.conf import settings
+
+        env = {**self.env, **env}
+        options = (["--threads", str(threads)] if threads is not None else []) + (["--burst"] if burst else [])
         started = []
         for number in range(1, count + 1):
-            argv = [
-                PYTHON,
-                "manage.py",
-                "payments_worker",
-                "--name",
-                f"bench-{os.getpid()}-{self._children_started + 1}-{number}",
-            ]
-            if threads is not None:
-                argv += ["--threads", str(threads)]
-            if burst:
-                argv.append("--burst")
-            child = self._spawn(f"worker-{number}{'-burst' if burst else ''}", argv, {**self.env, **env})
-            child.threads = threads or worker_threads_default({**self.env, **env})
+            name = f"bench-{os.getpid()}-{self._children_started + 1}-{number}"
+            argv = [PYTHON, "manage.py", "payments_worker", "--name", name, *options]
+            child = self._spawn(f"worker-{number}{'-burst' if burst else ''}", argv, env)
+            # What the command's --threads defaults to: the setting, from PAYMENTS_WORKER_THREADS in its environment.
+            child.threads = threads or int(env.get("PAYMENTS_WORKER_THREADS", settings.PAYMENTS_WORKER_THREADS))
             started.append(child)
         self.workers.extend(started)
         return started
