@@ -159,13 +159,18 @@ def _median(runs: list[dict], read: Callable[[dict], float]) -> float:
     return statistics.median(read(run) for run in runs)
 
 
-def _cpu_summary(runs: list[dict]) -> dict:
-    """Median over runs of: cores busy, the load client's share of a core, and the servers' (all daphne and
-    worker processes together)."""
+def _side(runs: list[dict], **figures: str) -> dict:
+    """One side of a comparison: the median over its runs of each figure (name=the runs' key), the errors, and
+    the CPU: cores busy, the load client's share of a core, and the servers' (every daphne and worker process)."""
     return {
-        "machine_cores_busy": _median(runs, lambda r: r["cpu"]["machine_cores_busy"]),
-        "client": _median(runs, lambda r: r["client_cpu_share"]),
-        "servers": _median(runs, lambda r: sum(v for v in r["cpu"]["processes"].values() if v is not None)),
+        **{name: _median(runs, lambda r, key=key: r[key]) for name, key in figures.items()},
+        "errors": sum(r["errors"] for r in runs),
+        "cpu": {
+            "machine_cores_busy": _median(runs, lambda r: r["cpu"]["machine_cores_busy"]),
+            "client": _median(runs, lambda r: r["client_cpu_share"]),
+            "servers": _median(runs, lambda r: sum(v for v in r["cpu"]["processes"].values() if v is not None)),
+        },
+        "runs": runs,
     }
 
 
@@ -178,17 +183,7 @@ def _accept_side_by_side(ctx: Context, sizes: Sizes) -> dict:
         urls = [web + ACCEPT_PATH for web in webs]  # the 1-process side posts to the first only
         for side in base.interleaved(ctx.budget.repeats, *SIDES):
             runs[side].append(_load(ctx, urls[: int(side)], sizes.concurrency))
-    sides = {
-        side: {
-            "rps": _median(runs[side], lambda r: r["rps"]),
-            "p50_ms": _median(runs[side], lambda r: r["p50_ms"]),
-            "p99_ms": _median(runs[side], lambda r: r["p99_ms"]),
-            "errors": sum(r["errors"] for r in runs[side]),
-            "cpu": _cpu_summary(runs[side]),
-            "runs": runs[side],
-        }
-        for side in SIDES
-    }
+    sides = {side: _side(runs[side], rps="rps", p50_ms="p50_ms", p99_ms="p99_ms") for side in SIDES}
     return {"concurrency": sizes.concurrency, "sides": sides, "ratio": ratio_of(sides["2"]["rps"], sides["1"]["rps"])}
 
 
@@ -233,15 +228,7 @@ def _combined_side_by_side(ctx: Context, sizes: Sizes) -> dict:
         with serving(stack, daphnes=int(side), workers=int(side), SANDBOX_LATENCY_MS="0") as webs:
             runs[side].append(_load(ctx, [web + ACCEPT_PATH for web in webs], sizes.concurrency))
     sides = {
-        side: {
-            "accepted_per_s": _median(runs[side], lambda r: r["rps"]),
-            "settled_per_s": _median(runs[side], lambda r: r["settled_per_s"]),
-            "p99_ms": _median(runs[side], lambda r: r["p99_ms"]),
-            "errors": sum(r["errors"] for r in runs[side]),
-            "cpu": _cpu_summary(runs[side]),
-            "runs": runs[side],
-        }
-        for side in SIDES
+        side: _side(runs[side], accepted_per_s="rps", settled_per_s="settled_per_s", p99_ms="p99_ms") for side in SIDES
     }
     one, two = sides["1"], sides["2"]
     return {
