@@ -47,7 +47,7 @@ S5_WARM_UP_EXTRA = 20  # warm-up arrivals beyond one per worker thread
 S6_TARGET_N = 5_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class E2EParams:
     s5_rate: float  # offered payments per second (open loop)
     s5_warmup: float  # seconds of arrivals before each measured window
@@ -55,7 +55,7 @@ class E2EParams:
     s5_repeats: int  # runs per side, interleaved A B B A
     s6_n: int  # sockets held open
     s6_connect_rate: float  # connects started per second
-    s6_connect_concurrency: int  # handshakes in flight
+    s6_connect_concurrency: int = 50  # handshakes in flight
     s6_settle_timeout: float  # bound on the wait for every outcome after the workers start
     # The wait page's resume every 10 s, off here: it would hide a dropped push (the socket asks again) and
     # make daphne read the database N/10 times a second (measured: see docs/benchmarks.md, scenario 6).
@@ -70,7 +70,6 @@ PARAMS = {
         s5_repeats=1,
         s6_n=200,
         s6_connect_rate=200,
-        s6_connect_concurrency=50,
         s6_settle_timeout=60,
     ),
     "default": E2EParams(
@@ -80,7 +79,6 @@ PARAMS = {
         s5_repeats=2,
         s6_n=S6_TARGET_N,
         s6_connect_rate=500,
-        s6_connect_concurrency=50,
         s6_settle_timeout=300,
     ),
 }
@@ -365,15 +363,8 @@ def _hold_result(n: int, before: dict, with_all: dict, after: dict, connected: d
     return {
         "scenario": 6,
         "n": n,
-        "connected": done["connected"],
-        "received": done["received"],
-        "lost": done["lost"],
-        "lost_reasons": done["lost_reasons"],
-        "lost_samples": done["lost_samples"],
-        "outcome_on_connect": done["outcome_on_connect"],
-        "outcome_delay": done["outcome_delay"],
-        "outcome_after_resume": done["outcome_after_resume"],
-        "resumes_sent": done["resumes_sent"],
+        **{key: done[key] for key in ("connected", "received", "lost", "lost_reasons", "lost_samples")},
+        **{key: done[key] for key in ("outcome_on_connect", "outcome_delay", "outcome_after_resume", "resumes_sent")},
         "connect_failures": connected["connect_failures"],
         "connect_s": connected["connect_seconds"],
         "connect_rate": connected["connect_rate"],
