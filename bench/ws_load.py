@@ -62,11 +62,6 @@ def frame_payment(message: str | bytes) -> dict | None:
     return payment if isinstance(payment, dict) else None
 
 
-def frame_status(message: str | bytes) -> str | None:
-    payment = frame_payment(message)
-    return payment.get("status") if payment else None
-
-
 def _wall_time(iso: str | None) -> float | None:
     try:
         return datetime.fromisoformat(iso).timestamp() if iso else None

@@ -34,7 +34,7 @@ from bench.ws_load import (
     E2ESpec,
     HoldSpec,
     SocketWatch,
-    frame_status,
+    frame_payment,
     summarize_e2e,
 )
 from payments.models import OUTCOME_STATUSES as PRODUCT_OUTCOME_STATUSES
@@ -50,11 +50,12 @@ def test_the_client_stops_waiting_on_exactly_the_products_outcome_statuses():
     assert {str(status) for status in PRODUCT_OUTCOME_STATUSES} == OUTCOME_STATUSES
 
 
-def test_frame_status_reads_a_status_frame_and_nothing_else():
-    assert frame_status(json.dumps({"type": "payment.status", "payment": {"status": "succeeded"}})) == "succeeded"
-    assert frame_status(b'{"type": "payment.status", "payment": {"status": "pending"}}') == "pending"
+def test_frame_payment_reads_a_status_frame_and_nothing_else():
+    frame = json.dumps({"type": "payment.status", "payment": {"status": "succeeded"}})
+    assert frame_payment(frame) == {"status": "succeeded"}
+    assert frame_payment(b'{"type": "payment.status", "payment": {"status": "pending"}}') == {"status": "pending"}
     for other in ("not json", "[]", '{"type": "hello"}', '{"payment": "succeeded"}'):
-        assert frame_status(other) is None
+        assert frame_payment(other) is None
 
 
 def _frame(status: str, seq: int, updated_at: float) -> str:
@@ -184,7 +185,7 @@ def test_floor_socket_waits_and_gets_the_push_when_the_job_runs_after_it_joined(
         await socket.disconnect()
         return frame
 
-    assert frame_status(json.dumps(asyncio.run(scenario()))) == "succeeded"
+    assert frame_payment(json.dumps(asyncio.run(scenario())))["status"] == "succeeded"
 
 
 def test_floor_socket_answers_a_resume_once_the_job_is_done(redis_client):
