@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from bench.load import LoadSpec
-from bench.stack import BASE_DIR, PYTHON, Sampler, Stack, cpu_seconds, cpu_shares, process_rss_mib
+from bench.stack import Sampler, Stack, cpu_seconds, cpu_shares, process_rss_mib, run_python
 
 ACCEPT_PATH = "/api/v1/payments"
 CEILING_PATH = "/api/v1/bench/ceiling"
@@ -132,17 +131,7 @@ def redis_counters(client) -> tuple[int, int]:
 def run_client(module: str, *args: str, spec, timeout: float) -> dict:
     """A load client (bench.load, bench.ws_load) in a process of its own, so that its CPU is not the servers';
     its JSON result."""
-    done = subprocess.run(  # noqa: S603 - our own argv
-        [PYTHON, "-m", module, *args, "--spec", json.dumps(asdict(spec))],
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{module} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout)
+    return json.loads(run_python("-m", module, *args, "--spec", json.dumps(asdict(spec)), timeout=timeout))
 
 
 def run_load_client(spec: LoadSpec) -> dict:

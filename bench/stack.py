@@ -55,6 +55,16 @@ BENCH_ENV = {
 }
 
 
+def run_python(*argv: str, timeout: float, env: dict[str, str] | None = None) -> str:
+    """`python argv…` in the project's directory, to its end; its output, or RuntimeError with the end of it."""
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [PYTHON, *argv], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -251,18 +261,7 @@ class Stack:
         return Child(name, process, log_path)
 
     def manage(self, *args: str, timeout: float = 120, **env: str) -> str:
-        done = subprocess.run(  # noqa: S603 - our own argv
-            [PYTHON, "manage.py", *args],
-            env={**self.env, **env},
-            cwd=BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-        return done.stdout
+        return run_python("manage.py", *args, timeout=timeout, env={**self.env, **env})
 
     def start_web(self, *, ready_timeout: float = 30, **env: str) -> str:
         """daphne as runstack starts it; returns its base URL once it answers."""
