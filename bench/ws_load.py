@@ -151,7 +151,6 @@ class E2ESpec:
     duration: float  # seconds of measured arrivals
     warmup: float = 1.0  # seconds of arrivals before them, not counted
     token: str = ""
-    body: dict = field(default_factory=lambda: dict(PAYMENT_BODY))
     timeout: float = 30.0  # one arrival's bound, POST to outcome frame
     heartbeat: float = WAIT_PAGE_HEARTBEAT
 
@@ -188,7 +187,7 @@ async def _one_shopper(client, spec: E2ESpec, arrival: Arrival, idempotency_key:
     arrival.began = time.perf_counter()
     try:
         async with asyncio.timeout(spec.timeout):
-            response = await client.post(spec.path, json=spec.body, headers={"Idempotency-Key": idempotency_key})
+            response = await client.post(spec.path, json=PAYMENT_BODY, headers={"Idempotency-Key": idempotency_key})
             arrival.accepted = time.perf_counter()
             if response.status_code != 202:
                 arrival.error = f"HTTP {response.status_code}: {response.text[:200]}"
