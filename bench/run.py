@@ -106,28 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = registry()
         for key in args.scenario_keys:
             started = time.monotonic()
-            results[key] = scenarios[key](context)
-            results[key]["seconds"] = round(time.monotonic() - started, 1)
-            if "figure" in results[key]:
-                figure, target, met = (results[key][name] for name in ("figure", "target", "met"))
-                log(f"scenario {key}: {figure:.3g} (target {target}, met: {met}) in {results[key]['seconds']} s")
-            else:
-                log(f"{key}: done in {results[key]['seconds']} s")
+            result = results[key] = scenarios[key](context)
+            result["seconds"] = round(time.monotonic() - started, 1)
+            figure, target, met = (result[name] for name in ("figure", "target", "met"))
+            log(f"scenario {key}: {figure:.3g} (target {target}, met: {met}) in {result['seconds']} s")
 
         profile = None
         if not args.no_profile:
             from bench.profiling import profile_hot_paths, profile_server
 
-            server = None
-            if budget.server_profile:
-                server = profile_server(context, results_dir=results_dir, stamp=stamp + suffix)
-            profile = profile_hot_paths(
-                token=stack.token,
-                results_dir=results_dir,
-                stamp=stamp + suffix,
-                requests=budget.profile_requests,
-                log=log,
-            )
+            where = {"results_dir": results_dir, "stamp": stamp + suffix}
+            server = profile_server(context, **where) if budget.server_profile else None
+            profile = profile_hot_paths(token=stack.token, requests=budget.profile_requests, log=log, **where)
             profile["server"] = server
     except KeyboardInterrupt as stop:
         log(f"interrupted ({stop or 'Ctrl-C'}); stopping")

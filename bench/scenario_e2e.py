@@ -1,17 +1,12 @@
 """Scenarios 5 and 6: the shopper's whole wait, over the WebSocket the 202 names.
 
-5 · end to end: submit → outcome frame at a steady offered load (an open loop: a fixed arrival rate, well
-    under what `make run`'s workers settle, so no queue grows), gateway latency 0, daphne and the workers up.
-    Its floor is the same sequence with no work in it: a no-op view that enqueues a no-op job on the same
-    queue, whose one push reaches a bench-only socket (bench/views.py FloorView, bench/jobs.py floor_job,
-    bench/consumers.py). Floor and product runs alternate (A B B A) at the same rate in one run; the figure is
-    the product's p99 over the floor's, latencies pooled over each side's runs.
-6 · waiting shoppers: N sockets held open on one daphne process, each waiting for its own pending payment
-    (recorded in this process while no worker runs). daphne's memory is read before and with all N connected;
-    then the workers start and every socket must get its outcome frame.
+5 · end to end, submit → outcome frame at a fixed arrival rate (an open loop), against its floor: the same
+    sequence with no work in it (bench/views.py FloorView, bench/jobs.py floor_job, bench/consumers.py).
+6 · N sockets held open on one daphne, each waiting for its own pending payment: daphne's memory per socket,
+    then every outcome delivered once the workers start.
 
-Both run their sockets from a client process of their own (bench/ws_load.py), as scenario 1 does its HTTP
-load (bench/load.py). `python -m bench.run --scenarios 5,6` runs them alone.
+Both run their sockets from a client process of their own (bench/ws_load.py); _details_5 and _details_6 write
+how each is measured, as the report gives it. `python -m bench.run --scenarios 5,6` runs them alone.
 """
 
 from __future__ import annotations

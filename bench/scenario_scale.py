@@ -1,21 +1,12 @@
 """The scale-out run (issue 6): does throughput rise with processes on one Redis and one database?
 
-Three comparisons, each measured side by side in one run (1 process vs 2 processes of the same kind):
-
-(a) accept throughput: `POST /api/v1/payments`, no worker, against one daphne and against two daphne processes.
-    The load client deals its connections round-robin to the two ports (bench/load.py `LoadSpec.urls`), so no
-    load balancer is involved. Both daphne processes stay up for the whole comparison; the sides differ only in
-    where the clients' connections go. Runs are interleaved A B B A.
-(b) settled/s: the same number of pending payments, recorded while no worker runs, drained by 1 and by 2 worker
-    processes (scenario 4's `pending_payment_jobs` and `drain`: burst workers, the rate from RQ's own job
-    start/end stamps).
-(c) the whole system: 1 daphne + 1 worker process vs 2 daphne + 2 worker processes, a closed-loop accept load
-    while the workers settle what is accepted; accepted/s and settled/s over the same measured window.
-
-Every figure comes with the CPU it cost over the measured window: each server process's share of one core, the
-load client's, and how many of the machine's cores were busy, so that the report can say what limits scaling
-on this machine (the load client shares its cores with the servers). `python -m bench.run --scenarios scale` runs it
-alone.
+Side by side in one run, 1 process against 2 of the same kind: (a) accept throughput against one and two
+daphne processes, the load client dealing its connections round-robin to their ports (no load balancer); (b)
+settled/s of the same pending payments drained by 1 and by 2 worker processes (scenario 4's `drain`); (c) the
+whole system, 1 daphne + 1 worker against 2 + 2, accepting and settling at once. Every figure comes with the
+CPU it cost over its window (each server process, the load client, the machine's busy cores), so that the
+report can say what limits scaling here. details() writes how each is measured, as the report gives it.
+`python -m bench.run --scenarios scale` runs it alone.
 """
 
 from __future__ import annotations
