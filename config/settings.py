@@ -285,6 +285,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's JSON parser, refusing bodies nested too deeply (a 400, not a RecursionError's 500).
     "DEFAULT_PARSER_CLASSES": ["payments.api.parsers.JSONParser"],
+    # DRF's negotiation, answering an unknown ?format= with 406 (what it is) rather than 404.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "payments.api.negotiation.ContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": ["payments.api.throttling.ClientRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "client": env("API_THROTTLE_RATE", default="600/min"),
@@ -316,7 +318,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "payments.api.docs.problem_media_type_hook",
+        "payments.api.docs.problem_responses_hook",
     ],
     "ENUM_NAME_OVERRIDES": {
         "PaymentStatusEnum": "payments.models.PaymentStatus",

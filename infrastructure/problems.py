@@ -5,8 +5,9 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse, UnreadablePostError
+from django.http import Http404, JsonResponse, UnreadablePostError
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -71,7 +72,12 @@ class PayloadTooLarge(exceptions.APIException):
 
 def as_api_exception(exc: Exception) -> Exception:
     """What Django raises while a view reads the body, as the 4xx problem it is (DRF leaves it to Django: a
-    bare 400 page, under DEBUG an HTML one)."""
+    bare 400 page, under DEBUG an HTML one); and Django's own 404 and 403, as DRF's handler reads them (it
+    answers them, but their problem's fields are read from the exception: Django's have no codes)."""
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(*exc.args)
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied(*exc.args)
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     if isinstance(exc, UnreadablePostError):

@@ -5,16 +5,26 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 
 from infrastructure.problems import PROBLEM_CONTENT_TYPE
 from payments.api.serializers import ProblemDocument
+from payments.services.idempotency import IDEMPOTENCY_KEY_MAX_HEADER_LENGTH, IDEMPOTENCY_KEY_PATTERN, MAX_KEY_LENGTH
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    {"type": "string", "minLength": 1, "maxLength": 257},
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": IDEMPOTENCY_KEY_MAX_HEADER_LENGTH,
+        "pattern": IDEMPOTENCY_KEY_PATTERN,
+    },
     OpenApiParameter.HEADER,
     required=True,
     description=(
-        'Up to 255 characters, as a quoted string (`\\"8e03978e-…\\"`, the IETF draft\'s form) or a bare token. '
-        "Same key and same body: the first response is replayed with `Idempotent-Replayed: true`. Same key, other "
-        "body: 422. Same key while the first request runs: 409. Keys are kept 24 hours, per client."
+        f"A key of 1 to {MAX_KEY_LENGTH} printable ASCII characters, sent bare (`order-1042`) or as the IETF "
+        'draft\'s quoted string (`"8e03978e-…"`, with `\\"` and `\\\\` its only escapes; `"k"` and `k` are one '
+        "key). Only a quoted key's quotes and escapes make the header longer than the key. Anything else is a 400 "
+        "(`idempotency_key_missing`). Same key and same body: the first response is replayed with "
+        "`Idempotent-Replayed: true`. Same key, other body: 422. Same key while the first request is mid-write: "
+        "it waits for it, and answers 503 if that takes past the database's lock timeout. Answers are kept 24 "
+        "hours, keys for good, per client."
     ),
 )
 LOCATION = OpenApiParameter(
@@ -79,15 +89,44 @@ REFUND_FORBIDDEN = problem(
     "permission_denied",
     403,
 )
-DATABASE_BUSY = problem(
+WRITE_DATABASE_BUSY = problem(
     "The database is busy (another request with this key may be mid-write); nothing was created: retry with the key",
     "service_unavailable",
     503,
 )
-UNAUTHENTICATED = problem("Not signed in: send `Authorization: Token <key>`", "not_authenticated", 401)
+UNAUTHENTICATED = problem(
+    "Not signed in (send `Authorization: Token <key>`), or a wrong token", "not_authenticated", 401
+)
 NOT_FOUND = problem("No such payment for this client", "not_found", 404)
-THROTTLED = problem("Too many requests: wait Retry-After seconds", "throttled", 429)
-COMMON_ERRORS = {401: UNAUTHENTICATED, 404: NOT_FOUND, 429: THROTTLED}
+THROTTLED = problem(
+    "Too many requests, or too many wrong tokens from this address: wait Retry-After seconds", "throttled", 429
+)
+METHOD_NOT_ALLOWED = problem(
+    "Not a method of this path: the Allow header lists those it takes", "method_not_allowed", 405
+)
+NOT_ACCEPTABLE = problem(
+    "The Accept header (or `?format=`) does not allow `application/json`, the one representation", "not_acceptable", 406
+)
+UNSUPPORTED_MEDIA_TYPE = problem("A body that is not `application/json`", "unsupported_media_type", 415)
+PAYLOAD_TOO_LARGE = problem("A body over 2.5 MB", "payload_too_large", 413)
+DATABASE_BUSY = problem(
+    "The database is busy (a lock or statement timeout): retry after Retry-After seconds", "service_unavailable", 503
+)
+# What any operation may answer, the status URL's included: who is asking (401), whose payment (404), the method
+# (405, any other on the path), the client's rate (429), the database (503). Each view adds what is its own.
+COMMON_ERRORS = {
+    401: UNAUTHENTICATED,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    429: THROTTLED,
+    503: DATABASE_BUSY,
+}
+# An operation on no payment (create): as above, without the 404.
+METHOD_ERRORS = {status: response for status, response in COMMON_ERRORS.items() if status != 404}
+# DRF's views negotiate the answer's type (the status URL does not: it answers JSON whatever Accept says).
+NEGOTIATED = {406: NOT_ACCEPTABLE}
+# Operations that read a JSON body (a body that is not JSON, or nests too deeply, is their 400).
+BODY_ERRORS = {413: PAYLOAD_TOO_LARGE, 415: UNSUPPORTED_MEDIA_TYPE}
 
 CREATE_EXAMPLE = OpenApiExample(
     "A Visa test card",
@@ -155,11 +194,22 @@ DECLINED_EXAMPLE = OpenApiExample(
 )
 
 
-def problem_media_type_hook(result, generator, request, public):
-    """Every error this API sends is application/problem+json; say so in the document."""
+# The headers an error answer carries, whichever view sent it: a 405 names the methods the path takes, a 429 or a
+# 503 says when to ask again.
+ERROR_HEADERS = {
+    "405": {"Allow": {"schema": {"type": "string"}, "description": "The methods this path takes."}},
+    "429": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before asking again."}},
+    "503": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before asking again."}},
+}
+
+
+def problem_responses_hook(result, generator, request, public):
+    """Every error this API sends is application/problem+json, with the headers its status implies; say so."""
     for path in result.get("paths", {}).values():
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
                 if status[:1] in "45" and response.get("content"):
                     response["content"] = {PROBLEM_CONTENT_TYPE: next(iter(response["content"].values()))}
+                for name, header in ERROR_HEADERS.get(status, {}).items():
+                    response.setdefault("headers", {}).setdefault(name, header)
     return result

@@ -6,6 +6,7 @@ the *Document serializers below only describe them, and schemathesis checks the 
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from payments.api.fields import StrictCharField, StrictIntegerField
@@ -18,6 +19,10 @@ MAX_METADATA_KEYS = 20
 MAX_METADATA_KEY_LENGTH = 40
 MAX_METADATA_VALUE_LENGTH = 500
 CARD_FIELD_FOR_ERROR = {"number": "number", "expiry": "exp_month", "cvc": "cvc"}
+# The card number's form, stated in the OpenAPI document (drf-spectacular reads it from the validator): ASCII digits,
+# as many as any brand we take has, with spaces and dashes anywhere (payments.cards ignores them). Other whitespace
+# (a tab, a no-break space) is refused here rather than read past.
+CARD_NUMBER_PATTERN = r"\A[ -]*(?:[0-9][ -]*){13,19}\Z"
 
 
 def plain_text(value: str) -> str:
@@ -43,7 +48,21 @@ class MetadataField(serializers.DictField):
 
 
 class CardInputSerializer(serializers.Serializer):
-    number = StrictCharField(max_length=23, help_text="The card number; spaces and dashes are ignored.")
+    number = StrictCharField(
+        max_length=23,
+        # Checked as sent (no trimming), so the OpenAPI document's pattern is exactly what is accepted here.
+        trim_whitespace=False,
+        validators=[
+            RegexValidator(
+                CARD_NUMBER_PATTERN,
+                message="Enter the card number as 13 to 19 digits; spaces and dashes may separate them.",
+            )
+        ],
+        help_text=(
+            "13 to 19 ASCII digits; spaces and dashes, anywhere, are ignored. The brand (Visa, Mastercard or "
+            "American Express), its length and the check digit are checked too (422)."
+        ),
+    )
     exp_month = StrictIntegerField(min_value=1, max_value=12)
     exp_year = StrictIntegerField(min_value=2000, max_value=2199, help_text="Four digits.")
     cvc = StrictCharField(min_length=3, max_length=4)

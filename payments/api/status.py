@@ -40,7 +40,8 @@ RECHECK_SECONDS = 2.0
 
 
 class PaymentStatusSchemaView(APIView):
-    """Describes `payment_status` in the OpenAPI document (drf-spectacular reads DRF views only)."""
+    # Describes `payment_status` in the OpenAPI document (drf-spectacular reads DRF views only). A comment, not a
+    # docstring: drf-spectacular would make a docstring the operation's description.
 
     @extend_schema(
         operation_id="payments_status",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
@@ -9,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -82,7 +84,8 @@ def _require_user(request):
 
 
 class PrivateAPIView(APIView):
-    """Every answer of this API is one client's: payments, refunds, WebSocket tokens. No cache keeps it."""
+    # Every answer of this API is one client's: payments, refunds, WebSocket tokens. No cache keeps it.
+    # (A comment, not a docstring: drf-spectacular would make a docstring every operation's description.)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -96,8 +99,21 @@ class PaymentCursorPagination(CursorPagination):
     max_page_size = 100
     page_size_query_param = "limit"
 
+    def get_page_size(self, request):
+        """DRF reads a limit it cannot use (`abc`, `0`, `1000`, empty) as the default or the maximum; like a bad
+        filter, it is a 400 here, so a client learns it asked for something else than what it gets."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
+        return int(raw)
+
     def decode_cursor(self, request):
-        """DRF hands a cursor's position to the query unchecked: a forged one ("p=2026") would be a 500."""
+        """DRF hands a cursor's position to the query unchecked: a forged one ("p=2026") would be a 500. And it reads
+        an empty cursor as the first page's: it is a bad cursor, like any other this API did not hand out."""
+        if request.query_params.get(self.cursor_query_param) == "":
+            raise NotFound(self.invalid_cursor_message)
         cursor = super().decode_cursor(request)
         if cursor is not None and cursor.position is not None:
             try:
@@ -121,10 +137,26 @@ class PaymentsView(PrivateAPIView):
         summary="List your payments",
         filters=True,  # the filterset's parameters (the page document is not a plain list spectacular detects)
         parameters=[
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+            OpenApiParameter(
+                "cursor", {"type": "string", "minLength": 1}, description="From a page's `next` or `previous`."
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": PaymentCursorPagination.max_page_size},
+                description=f"Payments a page (default {PaymentCursorPagination.page_size}).",
+            ),
         ],
-        responses={200: PaymentPage, 400: docs.problem("Bad filter", "validation_error", 400), **docs.COMMON_ERRORS},
+        responses={
+            200: PaymentPage,
+            **docs.COMMON_ERRORS,
+            **docs.NEGOTIATED,
+            400: docs.problem(
+                "A bad filter: empty, unreadable or not one of its values, or a limit that is not 1 to 100",
+                "validation_error",
+                400,
+            ),
+            404: docs.problem("A cursor this API did not hand out", "not_found", 404),
+        },
     )
     def get(self, request):
         payments = payment_list_for_owner(owner_user=_require_user(request))
@@ -142,16 +174,21 @@ class PaymentsView(PrivateAPIView):
         examples=[docs.CREATE_EXAMPLE, docs.STATUS_DOCUMENT_EXAMPLE],
         responses={
             202: OpenApiResponse(PaymentStatusDocument, description="Accepted: follow `Location` (the status URL)."),
-            400: docs.problem("Idempotency-Key missing or malformed", "idempotency_key_missing", 400),
+            **docs.METHOD_ERRORS,
+            **docs.NEGOTIATED,
+            **docs.BODY_ERRORS,
+            400: docs.problem(
+                "Idempotency-Key missing or malformed, or a body that is not JSON (or nests too deeply)",
+                "idempotency_key_missing",
+                400,
+            ),
             422: docs.problem("Invalid fields, or the key was used for another request", "validation_error", 422),
             503: docs.problem(
                 "Too busy (queue backlog), the card vault is unreachable or the database is busy; nothing was created",
                 "service_unavailable",
                 503,
             ),
-            401: docs.UNAUTHENTICATED,
             403: docs.CSRF_FAILED,
-            429: docs.THROTTLED,
         },
     )
     def post(self, request):
@@ -203,7 +240,7 @@ class PaymentDetailView(PrivateAPIView):
         operation_id="payments_retrieve",
         summary="A payment with its event timeline and refunds",
         parameters=[PAYMENT_ID],
-        responses={200: PaymentDocument, **docs.COMMON_ERRORS},
+        responses={200: PaymentDocument, **docs.COMMON_ERRORS, **docs.NEGOTIATED},
     )
     def get(self, request, payment_id):
         return Response(payment_detail_payload(payment_for_viewer(request, payment_id)))
@@ -217,11 +254,14 @@ class PaymentCancelView(PrivateAPIView):
         parameters=[PAYMENT_ID],
         responses={
             202: OpenApiResponse(PaymentStatusDocument, description="Canceled (it was still pending)."),
+            **docs.COMMON_ERRORS,
+            **docs.NEGOTIATED,
+            **docs.BODY_ERRORS,
+            400: docs.problem("A body that is not JSON (or nests too deeply)", "parse_error", 400),
             409: docs.problem("A worker is processing it: wait for its outcome", "payment_processing", 409),
             410: docs.problem("It already has an outcome", "payment_final", 410),
             422: docs.problem("A body was sent: cancel takes none", "validation_error", 422),
             403: docs.CSRF_FAILED,
-            **docs.COMMON_ERRORS,
         },
     )
     def post(self, request, payment_id):
@@ -255,7 +295,7 @@ class PaymentRefundsView(PrivateAPIView):
         operation_id="refunds_list",
         summary="A payment's refunds",
         parameters=[PAYMENT_ID],
-        responses={200: RefundList, **docs.COMMON_ERRORS},
+        responses={200: RefundList, **docs.COMMON_ERRORS, **docs.NEGOTIATED},
     )
     def get(self, request, payment_id):
         payment = payment_for_viewer(request, payment_id)
@@ -268,12 +308,18 @@ class PaymentRefundsView(PrivateAPIView):
         parameters=[PAYMENT_ID, docs.IDEMPOTENCY_KEY, docs.LOCATION, docs.REPLAYED],
         responses={
             202: OpenApiResponse(RefundDocument, description="Accepted: follow `Location`."),
-            400: docs.problem("Idempotency-Key missing or malformed", "idempotency_key_missing", 400),
+            **docs.COMMON_ERRORS,
+            **docs.NEGOTIATED,
+            **docs.BODY_ERRORS,
+            400: docs.problem(
+                "Idempotency-Key missing or malformed, or a body that is not JSON (or nests too deeply)",
+                "idempotency_key_missing",
+                400,
+            ),
             409: docs.problem("The payment cannot be refunded in its state", "payment_not_refundable", 409),
             422: docs.problem("More than what is left to refund (or invalid fields)", "refund_exceeds_capture", 422),
             403: docs.REFUND_FORBIDDEN,
-            503: docs.DATABASE_BUSY,
-            **docs.COMMON_ERRORS,
+            503: docs.WRITE_DATABASE_BUSY,
         },
     )
     def post(self, request, payment_id):
@@ -307,7 +353,12 @@ class RefundDetailView(PrivateAPIView):
         operation_id="refunds_retrieve",
         summary="A refund",
         parameters=[PAYMENT_ID, OpenApiParameter("refund_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
-        responses={200: RefundDocument, **docs.COMMON_ERRORS},
+        responses={
+            200: RefundDocument,
+            **docs.COMMON_ERRORS,
+            **docs.NEGOTIATED,
+            404: docs.problem("No such payment, or no such refund of it, for this client", "not_found", 404),
+        },
     )
     def get(self, request, payment_id, refund_id):
         payment = payment_for_viewer(request, payment_id)

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +25,25 @@ from payments.cards import CardDetails, card_fingerprint
 from payments.models import IdempotencyRecord, Payment, Refund
 
 MAX_KEY_LENGTH = 255
+# The header's value, as the OpenAPI document states it (payments/api/docs.py) and idempotency_key_parse reads it:
+# a bare key, or an RFC 8941 string (the IETF draft's form: `"…"`, with `\"` and `\\` its only escapes). Either way
+# the key is 1 to 255 printable ASCII characters; a bare key does not both begin and end with `"` (that is a
+# quoted one), nor begin or end with a space (HTTP strips those). One pattern, ECMA-262 and Python alike, so the
+# document and the server cannot disagree; the longest value it allows is a quoted key with every character
+# escaped.
+_KEY_CHARACTER = r"[ -~]"
+_EDGE_CHARACTER = r"[!-~]"  # not a space
+_STRING_CHARACTER = r'(?:[ !#-\[\]-~]|\\["\\])'  # RFC 8941: printable ASCII but " and \, or \" or \\
+IDEMPOTENCY_KEY_PATTERN = (
+    r"^(?:"
+    rf"[!#-~](?:{_KEY_CHARACTER}{{0,{MAX_KEY_LENGTH - 2}}}{_EDGE_CHARACTER})?"  # bare, not beginning with "
+    rf'|"(?:{_KEY_CHARACTER}{{0,{MAX_KEY_LENGTH - 2}}}[!#-~])?'  # bare, beginning but not ending with "
+    rf'|"{_STRING_CHARACTER}{{1,{MAX_KEY_LENGTH}}}"'  # quoted
+    r")$"
+)
+IDEMPOTENCY_KEY_MAX_HEADER_LENGTH = 2 + 2 * MAX_KEY_LENGTH
+_QUOTED_KEY = re.compile(rf'"({_STRING_CHARACTER}*)"')
+_ESCAPE = re.compile(r'\\(["\\])')
 
 
 class IdempotencyKeyInvalid(Exception):
@@ -42,10 +62,15 @@ class Replay:
 
 
 def idempotency_key_parse(raw: str | None) -> str:
-    """The header's value: an RFC 8941 string ("…", as the draft specifies) or a bare token."""
-    value = (raw or "").strip()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    """The header's value (IDEMPOTENCY_KEY_PATTERN): an RFC 8941 string ("…", as the draft specifies) or a bare key."""
+    value = (raw or "").strip(" \t")  # HTTP's optional whitespace; a server may have left it on
+    quoted = _QUOTED_KEY.fullmatch(value)
+    if quoted is not None:
+        value = _ESCAPE.sub(r"\1", quoted.group(1))
+    elif len(value) >= 2 and value[0] == value[-1] == '"':
+        raise IdempotencyKeyInvalid(
+            'A quoted Idempotency-Key must be a valid string: printable ASCII, with \\" and \\\\ its only escapes.'
+        )
     if not value:
         raise IdempotencyKeyInvalid("The Idempotency-Key header is required for this request.")
     if len(value) > MAX_KEY_LENGTH:

@@ -10,9 +10,13 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework.authtoken.models import Token
+from rest_framework.request import Request
 from rest_framework.test import APIClient
 
+from infrastructure.problems import problem_exception_handler
 from payments.api.throttling import ClientRateThrottle
 from payments.models import Payment, Refund
 from tests.api.helpers import BODY, CARD, PROBLEM, assert_problem, create
@@ -266,3 +270,23 @@ def test_errors_of_the_schema_and_docs_views_are_json_problems(db, path):
     stranger.credentials(HTTP_AUTHORIZATION="Token not-a-token")
     assert_problem(stranger.get(path), 401, "authentication_failed")
     assert_problem(APIClient().post(path), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/payments", "/api/v1/schema"])
+def test_a_format_the_api_does_not_have_is_406_not_a_500(api, path):
+    # DRF answers an unknown ?format= by raising Django's Http404, whose problem fields the handler could not
+    # read: every API view answered ?format=xml with a 500.
+    assert_problem(api.get(path, {"format": "xml"}), 406, "not_acceptable")
+    assert api.get(path, {"format": "json"}).status_code == 200
+
+
+def test_djangos_own_404_and_403_raised_in_an_api_view_are_problems(rf):
+    # given: the exceptions Django's shortcuts raise (get_object_or_404, a permission check), met in a DRF view
+    for raised, status, code in [
+        (Http404("No such thing."), 404, "not_found"),
+        (DjangoPermissionDenied(), 403, "permission_denied"),
+    ]:
+        # when
+        response = problem_exception_handler(raised, {"request": Request(rf.get("/api/v1/payments"))})
+        # then: the problem document DRF's own exception would have given
+        assert (response.status_code, response.data["status"], response.data["code"]) == (status, status, code)
