@@ -22,3 +22,18 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class CurrencyField(serializers.ChoiceField):
+    """An ISO 4217 code in any case (`"usd"` is how Stripe's clients send it), kept and answered upper case.
+
+    Only ASCII is folded: `str.upper()` maps some other letters onto ASCII ones (`"uſd".upper() == "USD"`), and
+    a code that only turns into ours that way is a typo or a trick, not a currency. Anything but a JSON string
+    is refused, as by StrictCharField."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data.upper() if data.isascii() else data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from payments.api.fields import StrictCharField, StrictIntegerField
+from payments.api.fields import CurrencyField, StrictCharField, StrictIntegerField
 from payments.cards import CardError, validate_card
 from payments.currencies import SUPPORTED_CURRENCIES, CurrencyError, validate_amount
 from payments.models import PaymentStatus, RefundStatus
@@ -70,7 +70,9 @@ class CardInputSerializer(serializers.Serializer):
 
 class PaymentCreateSerializer(serializers.Serializer):
     amount = StrictIntegerField(min_value=1, help_text="In the currency's minor units (cents for USD).")
-    currency = serializers.ChoiceField(choices=sorted(SUPPORTED_CURRENCIES), help_text="ISO 4217, upper case.")
+    currency = CurrencyField(
+        choices=sorted(SUPPORTED_CURRENCIES), help_text="ISO 4217, in any case (`usd`); answered upper case."
+    )
     card = CardInputSerializer()
     description = StrictCharField(max_length=255, required=False, allow_blank=True, default="", validators=[plain_text])
     metadata = MetadataField(

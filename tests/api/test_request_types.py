@@ -1,5 +1,6 @@
-"""Strict where it matters (issue 13, item 3): a number sent as a string (or a float, a boolean, an exponent)
-is a 422 naming the field, never read as the number it looks like; a string field takes a JSON string only."""
+"""Liberal where it is harmless, strict where it matters (issue 13, item 3): a currency code in any case is the
+same currency, answered upper case everywhere; a number sent as a string (or a float, a boolean, an exponent)
+is a 422 naming the field, never read as the number it looks like."""
 
 import json
 import uuid
@@ -25,6 +26,64 @@ def _succeeded(payment_id: str) -> Payment:
     """The payment as a worker leaves it once the bank said yes (refunds need a captured amount)."""
     Payment.objects.filter(pk=payment_id).update(status="succeeded", amount_captured=2400, seq=3)
     return Payment.objects.get(pk=payment_id)
+
+
+# --- currency codes: any case in, upper case out -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("currency", ["usd", "Usd", "uSD", "USD"])
+def test_a_currency_code_in_any_case_is_accepted_stored_and_answered_upper_case(api, currency):
+    # when
+    response = create(api, {**BODY, "currency": currency})
+    # then: the 202's document, the stored payment, and every other answer about it say USD
+    assert response.status_code == 202, response.content
+    document = response.json()
+    assert document["currency"] == "USD"
+    payment = Payment.objects.get(pk=document["id"])
+    assert payment.currency == "USD"
+    assert api.get(document["links"]["self"]).json()["currency"] == "USD"
+    assert api.get(document["links"]["status"]).json()["currency"] == "USD"
+    assert [p["currency"] for p in api.get("/api/v1/payments").json()["results"]] == ["USD"]
+    # and a refund of it too
+    _succeeded(document["id"])
+    refund = _refund(api, document["id"], {"amount": 100})
+    assert refund.status_code == 202, refund.content
+    assert refund.json()["currency"] == "USD"
+    assert Refund.objects.get().payment.currency == "USD"
+
+
+def test_a_lower_case_currency_is_the_same_request_for_its_idempotency_key(api):
+    # given: a payment made in "usd"
+    first = create(api, {**BODY, "currency": "usd"}, key="order-7")
+    # when: the client retries it with the code upper case
+    again = create(api, {**BODY, "currency": "USD"}, key="order-7")
+    # then: the same request, replayed, and one payment
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again["Idempotent-Replayed"] == "true"
+    assert Payment.objects.count() == 1
+
+
+NOT_OUR_CURRENCY = {
+    "unknown": "xyz",  # not ours, in any case
+    "long-s": "u\u017fd",  # "uſd": a long s, which str.upper() turns into "S"
+    "trailing-space": "usd ",
+    "leading-space": " USD",
+    "inner-space": "US D",
+    "four-letters": "USDD",
+    "empty": "",
+    "number": 840,  # ISO 4217's number for USD
+    "null": None,
+    "boolean": True,
+    "list": ["USD"],
+    "object": {"code": "USD"},
+}
+
+
+@pytest.mark.parametrize("kind", NOT_OUR_CURRENCY)
+def test_a_currency_that_is_not_one_of_ours_in_some_case_is_a_422(api, kind):
+    problem = assert_problem(create(api, {**BODY, "currency": NOT_OUR_CURRENCY[kind]}), 422, "validation_error")
+    assert problem["param"] == "currency"
+    assert not Payment.objects.exists()
 
 
 # --- JSON types are strict -----------------------------------------------------------------------------------
