@@ -16,6 +16,7 @@ from django.urls import re_path  # noqa: E402
 from infrastructure.overrides.daphne import (  # noqa: E402
     daphne_access_log_without_card_data,
     daphne_leaves_request_bodies_to_the_application,
+    daphne_reason_phrases_of_rfc_9110,
 )
 from payments.routing import websocket_urlpatterns  # noqa: E402
 
@@ -31,10 +32,12 @@ class BrowserOriginValidator(OriginValidator):
         return parsed_origin is None or self.validate_origin(parsed_origin)
 
 
-# Served by daphne: the application reads request bodies itself, and the access log never shows card data
+# Served by daphne: the application reads request bodies itself, status lines carry RFC 9110's reason phrases
+# (422 Unprocessable Content, not "Unknown Status"), and the access log never shows card data
 # (infrastructure/overrides/daphne.py). Called here: daphne's CLI imports this module before it serves and
 # before it builds its access-log writer.
 daphne_leaves_request_bodies_to_the_application()
+daphne_reason_phrases_of_rfc_9110()
 daphne_access_log_without_card_data()
 
 application = ProtocolTypeRouter(

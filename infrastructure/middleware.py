@@ -1,17 +1,22 @@
 """A database that is busy is not a bug: a lock wait or a statement past its timeout, or a lost connection,
 answers 503 with Retry-After (problem+json on the API, a page elsewhere) and one log line, wherever in the
 request it happens (authentication, a lookup, a write). Views that can say more (the checkout's submit, an
-API write that knows nothing was created) catch it themselves first."""
+API write that knows nothing was created) catch it themselves first.
+
+And every answer's reason phrase is RFC 9110's (infrastructure/reason_phrases.py)."""
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from django.db import OperationalError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
+from django.utils.deprecation import MiddlewareMixin
 
 from infrastructure.problems import problem_json
+from infrastructure.reason_phrases import RFC_9110_NAMES
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "2"
@@ -51,3 +56,16 @@ class DatabaseBusyMiddleware:
         if not isinstance(exception, OperationalError):
             return None
         return database_busy_response(request, exception)
+
+
+class ReasonPhraseMiddleware(MiddlewareMixin):
+    """Django takes a response's reason phrase from Python's table, which before Python 3.13 names 422
+    "Unprocessable Entity": what a WSGI server (config/wsgi.py) puts in the status line and Django's request log
+    writes. RFC 9110's names instead, as daphne's status line has them; a phrase a view set itself is kept.
+    (Under daphne the ASGI response carries no phrase: infrastructure/overrides/daphne.py sets daphne's.)"""
+
+    def process_response(self, request, response):
+        status = response.status_code
+        if status in RFC_9110_NAMES and response.reason_phrase == HTTPStatus(status).phrase:
+            response.reason_phrase = RFC_9110_NAMES[status]
+        return response

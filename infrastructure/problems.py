@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -12,6 +10,8 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from infrastructure.reason_phrases import reason_phrase
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docs.checkout.example/problems/"
@@ -22,7 +22,7 @@ KEPT_HEADERS = ("retry-after", "www-authenticate", "allow")
 def problem_body(*, status: int, code: str, detail: str = "", title: str = "", instance: str = "", **extra) -> dict:
     body = {
         "type": PROBLEM_TYPE_BASE + code.replace("_", "-"),
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or reason_phrase(status),
         "status": status,
         "detail": detail,
         "code": code,

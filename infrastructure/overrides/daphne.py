@@ -1,11 +1,11 @@
-"""Two swaps of daphne's internals, made only when daphne is what is serving this process.
+"""Three swaps of daphne's internals, made only when daphne is what is serving this process.
 
 Library: daphne. Private names touched: `daphne.http_protocol.WebRequest` (the request class
 `HTTPFactory.buildProtocol` looks up per connection; through it Twisted's `http.Request.__init__` and its
-`parsePOSTFormSubmission` argument) and `daphne.cli.AccessLogGenerator` (the name the CLI builds its access
-log writer from). Neither is a public API of daphne: pinned to the minor version they were written against,
-`daphne>=4.2,<4.3` (pyproject.toml). Twisted is not pinned: the switch is looked up by name, and a Twisted
-without it leaves daphne as it is.
+`parsePOSTFormSubmission` argument, and Twisted's public `Request.setResponseCode`) and
+`daphne.cli.AccessLogGenerator` (the name the CLI builds its access log writer from). Neither is a public API
+of daphne: pinned to the minor version they were written against, `daphne>=4.2,<4.3` (pyproject.toml).
+Twisted is not pinned: the switch is looked up by name, and a Twisted without it leaves daphne as it is.
 
 Upstream:
 - request bodies: Twisted added the switch in twisted/twisted#12413 (fixes twisted/twisted#12412, "allow
@@ -15,6 +15,8 @@ Upstream:
   straight to a stream, past Python's logging. django/daphne#271 (closed) is the maintainers' answer to
   customising it: subclass `AccessLogGenerator` and make it pluggable in the CLI, which it still is not;
   django/daphne#473 (open) moves the access log to Python's logging, where our formatter would scrub it.
+- reason phrases: no upstream issue found. ASGI carries no reason phrase, daphne passes only the status code to
+  Twisted, and Twisted's table (`twisted.web.http.RESPONSES`) has no 422 or 429.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import inspect
 import sys
 
+from infrastructure.reason_phrases import reason_phrase
 from infrastructure.redaction import redact_card_data
 
 
@@ -41,6 +44,26 @@ def daphne_leaves_request_bodies_to_the_application() -> None:
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
+
+
+def daphne_reason_phrases_of_rfc_9110() -> None:
+    """daphne hands Twisted only a response's status code, and Twisted looks the reason phrase up in a table of its
+    own that has no 422 and no 429: every invalid request was answered `HTTP/1.1 422 Unknown Status`. daphne's
+    request class is given the phrases RFC 9110 names (infrastructure/reason_phrases.py), the ones Django's own
+    status line and log use too. Composes with the other swap of the class: each subclasses the one in place."""
+    http_protocol = sys.modules.get("daphne.http_protocol")
+    if http_protocol is None or getattr(http_protocol.WebRequest, "rfc_9110_reason_phrases", False):
+        return
+
+    class WebRequest(http_protocol.WebRequest):
+        rfc_9110_reason_phrases = True
+
+        def setResponseCode(self, code, message=None):  # noqa: N802 - Twisted's name
+            if message is None:
+                message = reason_phrase(code).encode("ascii")
+            super().setResponseCode(code, message)
 
     http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
 
