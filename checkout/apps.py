@@ -7,7 +7,9 @@ class CheckoutConfig(AppConfig):
 
     def ready(self):
         from checkout.orders import order_follow_payment
+        from checkout.problem_types import CHECKOUT_PROBLEM_TYPES
         from checkout.services import checkout_attempts_purge
+        from infrastructure.problem_types import problem_types_register
         from payments.events import status_changing
         from payments.services.reconcile import reconcile_housekeeping_register
 
@@ -15,3 +17,4 @@ class CheckoutConfig(AppConfig):
         status_changing.connect(order_follow_payment, dispatch_uid="checkout.order_follows_payment")
         # One attempt is made per rendered checkout form: the reconciler's passes forget the unused ones.
         reconcile_housekeeping_register(checkout_attempts_purge)
+        problem_types_register(*CHECKOUT_PROBLEM_TYPES)

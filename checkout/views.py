@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from http import HTTPStatus
-
 from django.contrib import messages
 from django.db import DatabaseError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
@@ -38,7 +36,7 @@ def _wants_json(request) -> bool:
 
 def _problem(status: int, code: str, detail: str, **extra) -> JsonResponse:
     return JsonResponse(
-        problem_body(status=status, code=code, detail=detail, title=HTTPStatus(status).phrase, **extra),
+        problem_body(status=status, code=code, detail=detail, **extra),
         status=status,
         content_type=PROBLEM_CONTENT_TYPE,
     )

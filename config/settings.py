@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # RFC 9110's reason phrases (422 Unprocessable Content) on every answer, errors from the layers below included.
     "infrastructure.middleware.ReasonPhraseMiddleware",
+    # A problem document's `type` made an absolute URL on the request's origin (infrastructure/problem_types.py).
+    "infrastructure.problem_types.ProblemTypeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # the Content-Security-Policy below
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from infrastructure.problem_types import problem_type_page, problem_types_page
 from payments.queue_dashboard import queue_dashboard_urlpatterns
 
 urlpatterns = [
@@ -8,6 +9,9 @@ urlpatterns = [
     path("admin/rq/", include((queue_dashboard_urlpatterns(), "django_rq"))),
     path("admin/", admin.site.urls),
     path("api/v1/", include("payments.api.urls")),
+    # A page per problem type: every problem document's `type` is one of these (infrastructure/problem_types.py).
+    path("problems/", problem_types_page, name="problem-types"),
+    path("problems/<slug:slug>", problem_type_page, name="problem-type"),
     path("", include("checkout.urls")),
 ]
 

@@ -4,7 +4,8 @@ config/ wires things together (settings, URLs, the ASGI and WSGI entry points) a
 dotted path; the apps (checkout, payments, bench) import it. This package imports nothing from the apps: it is
 the lower layer (tests/test_architecture.py checks it, docs/architecture.md, "Layers").
 
-- problems: RFC 9457 problem responses, the API's error format, and DRF's exception handler
+- problems, problem_types: RFC 9457 problem responses, the API's error format, DRF's exception handler, and a page
+  per problem type that every document's `type` names
 - errors: the 400/404/500 handlers (problem+json under /api/, pages elsewhere)
 - middleware, sessions: a busy database answers 503 with Retry-After wherever in a request it shows; RFC
   9110's reason phrases (reason_phrases) on every answer, under daphne too (overrides/daphne.py)

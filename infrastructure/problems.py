@@ -11,18 +11,20 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from infrastructure.problem_types import PROBLEM_CONTENT_TYPE, problem_type_get
 from infrastructure.reason_phrases import reason_phrase
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://docs.checkout.example/problems/"
 # Headers an error response keeps from the exception DRF raised.
 KEPT_HEADERS = ("retry-after", "www-authenticate", "allow")
 
 
 def problem_body(*, status: int, code: str, detail: str = "", title: str = "", instance: str = "", **extra) -> dict:
+    """`type` is the path of the problem type's page (infrastructure/problem_types.py), which ProblemTypeMiddleware
+    makes absolute on the way out; a code with no page is `about:blank`, titled with the status's phrase."""
+    problem_type = problem_type_get(code)
     body = {
-        "type": PROBLEM_TYPE_BASE + code.replace("_", "-"),
-        "title": title or reason_phrase(status),
+        "type": problem_type.path if problem_type is not None else "about:blank",
+        "title": title or (problem_type.title if problem_type is not None else reason_phrase(status)),
         "status": status,
         "detail": detail,
         "code": code,

@@ -6,8 +6,12 @@ class PaymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from infrastructure.problem_types import problem_types_register
         from payments.events import status_changed
+        from payments.problem_types import PAYMENT_PROBLEM_TYPES
         from payments.realtime import payment_push_on_status_changed
 
         # After commit: the push talks to Redis (docs/architecture.md, "One event per status change").
         status_changed.connect(payment_push_on_status_changed, dispatch_uid="payments.push")
+        # Each problem type the API answers has a page of its own, which a problem document's `type` names.
+        problem_types_register(*PAYMENT_PROBLEM_TYPES)

@@ -3,6 +3,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
+from infrastructure.problem_types import problem_type_get
 from infrastructure.problems import PROBLEM_CONTENT_TYPE
 from payments.api.serializers import ProblemDocument
 from payments.services.idempotency import IDEMPOTENCY_KEY_MAX_HEADER_LENGTH, IDEMPOTENCY_KEY_PATTERN, MAX_KEY_LENGTH
@@ -62,7 +63,14 @@ WAIT = OpenApiParameter(
 )
 
 
+# The origin examples are shown on (`make run`'s); a real `type` is on the origin the client talks to.
+EXAMPLE_ORIGIN = "http://localhost:8000"
+
+
 def problem(description: str, code: str, status: int) -> OpenApiResponse:
+    problem_type = problem_type_get(code)
+    if problem_type is None:  # the example would show a `type` the server never sends
+        raise LookupError(f"No problem type {code!r} is registered (infrastructure/problem_types.py)")
     return OpenApiResponse(
         ProblemDocument,
         description=f"{description} (`application/problem+json`, code `{code}`)",
@@ -72,8 +80,8 @@ def problem(description: str, code: str, status: int) -> OpenApiResponse:
                 response_only=True,
                 status_codes=[str(status)],
                 value={
-                    "type": f"https://docs.checkout.example/problems/{code.replace('_', '-')}",
-                    "title": description,
+                    "type": EXAMPLE_ORIGIN + problem_type.path,
+                    "title": problem_type.title,
                     "status": status,
                     "detail": description,
                     "code": code,

@@ -195,8 +195,8 @@ class RefundList(serializers.Serializer):
 
 
 class ProblemDocument(serializers.Serializer):
-    type = serializers.CharField()
-    title = serializers.CharField()
+    type = serializers.CharField(help_text="The absolute URL of the page that explains the problem type.")
+    title = serializers.CharField(help_text="The problem type's title, the same for every occurrence.")
     status = serializers.IntegerField()
     detail = serializers.CharField(allow_blank=True)
     code = serializers.CharField()
