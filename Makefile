@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install install-tools run test lint migrate clean browser bench chaos
+.PHONY: install install-tools run token test lint migrate clean browser bench chaos
 
 # .venv is made once; each command installs the extras it needs (pyproject.toml), again when pyproject.toml
 # changes: `make run` the app and the embedded Redis only; `make test`, `make bench` and `make chaos` the test
@@ -37,6 +37,15 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	exec $(PY) manage.py runstack
+
+# The demo API user's token (seed_demo's `merchant`, who may refund), alone on stdout: TOKEN=$(make -s token).
+# Migrates and seeds first, as `make run` does, so it works on a fresh checkout, before or while the app runs;
+# the seeding's messages go to stderr. On a server, with its environment: manage.py drf_create_token <user>.
+token: export DJANGO_DEBUG ?= true
+token: install
+	@$(PY) manage.py migrate --noinput -v 0
+	@$(PY) manage.py seed_demo >&2
+	@$(PY) manage.py demo_token
 
 # The browser tests drive Debian's Chromium; it is installed here when missing (never a downloaded build).
 browser:

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
 
 from checkout.models import Product
@@ -12,10 +13,13 @@ DEMO_PRODUCTS = [
 ]
 DEV_STAFF_USERNAME = "staff"
 DEV_STAFF_PASSWORD = "staff"  # noqa: S105 - a development-only account, refused when DEBUG is off
+# The demo API client (docs/api.md): a merchant with a token (`make token` prints it) and the refund permission,
+# no password and no admin access.
+DEV_API_USERNAME = "merchant"
 
 
 class Command(BaseCommand):
-    help = "Load the demo catalog and a development staff user. Safe to run twice."
+    help = "Load the demo catalog, a development staff user and a demo API user. Safe to run twice."
 
     def handle(self, *args, **options):
         if not settings.DEBUG:
@@ -42,4 +46,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Created staff user: {DEV_STAFF_USERNAME} / {DEV_STAFF_PASSWORD}")
         else:
             self.stdout.write(f"Staff user: {DEV_STAFF_USERNAME} (password {DEV_STAFF_PASSWORD} unless you changed it)")
+        merchant, created = user_model.objects.get_or_create(username=DEV_API_USERNAME)
+        if created:
+            merchant.set_unusable_password()
+            merchant.save()
+        merchant.user_permissions.add(
+            Permission.objects.get(codename="refund_payment", content_type__app_label="payments")
+        )
+        self.stdout.write(f"API user: {DEV_API_USERNAME} (may refund; `make token` prints its token)")
         self.stdout.write(f"Demo catalog: {len(DEMO_PRODUCTS)} products.")
