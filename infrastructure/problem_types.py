@@ -11,12 +11,15 @@ the source can put in a problem and follows each one's `type`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from django.core.exceptions import DisallowedHost
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_safe
 
 # Where the pages are served (config/urls.py routes it); a problem's `type` is this path, made absolute.
@@ -198,6 +201,11 @@ class ProblemTypeMiddleware(MiddlewareMixin):
         return response
 
 
+def _with_code(text: str) -> SafeString:
+    """The texts mark names with backticks (`Retry-After`), as docs/api.md does; the page shows them as code."""
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # noqa: S308 - escaped first
+
+
 @require_safe
 def problem_types_page(request):
     return render(request, "problems/index.html", {"problem_types": problem_types_all()})
@@ -208,4 +216,9 @@ def problem_type_page(request, slug: str):
     problem_type = problem_type_get(slug.replace("-", "_")) if "_" not in slug else None
     if problem_type is None:
         raise Http404("No such problem type.")
-    return render(request, "problems/type.html", {"problem_type": problem_type})
+    context = {
+        "problem_type": problem_type,
+        "meaning": _with_code(problem_type.meaning),
+        "what_to_do": _with_code(problem_type.what_to_do),
+    }
+    return render(request, "problems/type.html", context)
