@@ -202,6 +202,9 @@ def ratio_of(numerator: float, denominator: float) -> float:
 
 
 # --- 1: the accept path against the stack's ceiling -------------------------------------------------------
+ACCEPT_TARGET = 0.75  # issue 12: at 1, 16 and 64 clients, on PostgreSQL
+
+
 def scenario_1(ctx: Context) -> dict:
     stack, budget = ctx.stack, ctx.budget
     ctx.log("scenario 1: POST /api/v1/payments vs a trivial authenticated DRF endpoint (no workers)")
@@ -218,7 +221,7 @@ def scenario_1(ctx: Context) -> dict:
                 {"concurrency": concurrency, "accept": accept, "ceiling": ceiling, "ratio": ratio, "runs": runs}
             )
     worst = min(row["ratio"] for row in rows)
-    return {"rows": rows, "figure": worst, "target": 0.5, "met": worst >= 0.5}
+    return {"rows": rows, "figure": worst, "target": ACCEPT_TARGET, "met": worst >= ACCEPT_TARGET}
 
 
 # --- 2: the accept path does not wait for the bank --------------------------------------------------------
