@@ -71,7 +71,9 @@ def write_chart(run: dict, path: Path) -> bool:
             _pairs(ax, labels, [r["accept"]["rps"] for r in table], [r["ceiling"]["rps"] for r in table])
             ax.legend(["accept: POST /api/v1/payments", "ceiling: trivial DRF endpoint"], fontsize=7, loc="upper left")
             ax.set_ylabel("requests/s")
-            ax.set_title(f"1 · accept path vs the stack's ceiling: worst {result['figure']:.2f} (target ≥ {result['target']:g})")
+            ax.set_title(
+                f"1 · accept path vs the stack's ceiling: worst {result['figure']:.2f} (target ≥ {result['target']:g})"
+            )
         elif number == "2":
             values = [result["fast"]["summary"]["rps"], result["slow"]["summary"]["rps"]]
             _bars(ax, ["gateway 0 ms", "gateway 2,000 ms"], values, [reference, ours])
@@ -108,7 +110,9 @@ def write_chart(run: dict, path: Path) -> bool:
             _pairs(ax, labels, [r["payments"]["per_second"] for r in table], [r["noop"]["per_second"] for r in table])
             ax.legend(["payments settled", "no-op jobs (the queue's ceiling)"], fontsize=7, loc="upper left")
             ax.set_ylabel("jobs/s")
-            ax.set_title(f"4 · workers vs the queue's ceiling: worst {result['figure']:.2f} (target ≥ {result['target']:g})")
+            ax.set_title(
+                f"4 · workers vs the queue's ceiling: worst {result['figure']:.2f} (target ≥ {result['target']:g})"
+            )
         ax.title.set_fontsize(9)
         ax.tick_params(labelsize=8)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend and the values
