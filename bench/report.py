@@ -144,13 +144,14 @@ def summary_rows(run: dict) -> list[str]:
     scenarios = run["scenarios"]
     rows = []
     if "1" in scenarios:
+        target = scenarios["1"]["target"]
         for row in scenarios["1"]["rows"]:
             a, c = row["accept"], row["ceiling"]
             rows.append(
                 f"| 1 | accept path, {row['concurrency']} client{'s' if row['concurrency'] > 1 else ''}: "
                 f"{fmt(a['rps'])} req/s (p50 {fmt(a['p50_ms'])} ms, p99 {fmt(a['p99_ms'])} ms) vs ceiling "
                 f"{fmt(c['rps'])} req/s (p50 {fmt(c['p50_ms'])} ms, p99 {fmt(c['p99_ms'])} ms) "
-                f"| {ratio_text(row['ratio'], 0.5)} of ceiling | ≥ 0.5 | {yes(row['ratio'] >= 0.5)} |"
+                f"| {ratio_text(row['ratio'], target)} of ceiling | ≥ {target:g} | {yes(row['ratio'] >= target)} |"
             )
     if "2" in scenarios:
         s = scenarios["2"]
