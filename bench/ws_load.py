@@ -52,6 +52,12 @@ def ws_base(http_url: str) -> str:
     return "ws" + http_url.removeprefix("http")
 
 
+def ws_url(http_url: str, link: str) -> str:
+    """A document's `links.websocket` to connect to: the API's answers name an absolute ws(s):// URL, a WebSocket
+    frame and the bench's floor a path on the server."""
+    return link if "://" in link else ws_base(http_url) + link
+
+
 def frame_payment(message: str | bytes) -> dict | None:
     """The status document a frame carries ({"type": "payment.status", "payment": {...}}), else None."""
     try:
@@ -194,8 +200,8 @@ async def _one_shopper(client, spec: E2ESpec, arrival: Arrival, idempotency_key:
                 return
             document = response.json()
             arrival.ref = str(document.get("id", ""))
-            ws_path = document["links"]["websocket"]
-            async with connect_as_wait_page(ws_base(spec.base_url) + ws_path, open_timeout=spec.timeout) as socket:
+            ws_link = document["links"]["websocket"]
+            async with connect_as_wait_page(ws_url(spec.base_url, ws_link), open_timeout=spec.timeout) as socket:
                 arrival.opened = time.perf_counter()
                 watch = SocketWatch()
                 try:

@@ -27,6 +27,7 @@ from checkout.services import (
 from infrastructure.problems import PROBLEM_CONTENT_TYPE, problem_body
 from payments.gateway import GatewayError
 from payments.guests import guest_id_ensure, guest_id_from_session
+from payments.links import links_absolute
 from payments.selectors import payment_get_for_viewer, payment_status_payload
 
 
@@ -206,12 +207,13 @@ class CheckoutView(View):
         if not _wants_json(request):
             # Post/Redirect/Get: a refresh of the next page never re-submits the payment.
             return HttpResponseRedirect(wait_url, status=303)
-        document = payment_status_payload(payment)
+        # The status URL and the document's links as the API's 202 gives them: absolute (payments/links.py).
+        document = links_absolute(payment_status_payload(payment), request)
         response = JsonResponse(
             {
                 "payment_id": str(payment.id),
                 "status_url": document["links"]["status"],
-                "wait_url": wait_url,
+                "wait_url": wait_url,  # a page of the shop, a path like every redirect of its pages
                 "payment": document,
             },
             status=202,
@@ -235,7 +237,7 @@ def wait(request, payment_id):
             "payment": payment,
             "order": order,
             "lines": order.lines.all() if order else [],
-            "document": payment_status_payload(payment),
+            "document": links_absolute(payment_status_payload(payment), request),
         },
     )
 

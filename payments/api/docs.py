@@ -33,7 +33,10 @@ LOCATION = OpenApiParameter(
     str,
     OpenApiParameter.HEADER,
     response=[202, 303],
-    description="The status URL (202) or the payment (303).",
+    description=(
+        "An absolute URL. A create's 202: what to follow (a payment's status URL; a refund itself). The status "
+        "URL's 303: the payment."
+    ),
 )
 RETRY_AFTER = OpenApiParameter(
     "Retry-After",
@@ -164,11 +167,11 @@ STATUS_DOCUMENT_EXAMPLE = OpenApiExample(
         "created_at": "2026-11-24T10:00:00.000000+00:00",
         "updated_at": "2026-11-24T10:00:00.120000+00:00",
         "links": {
-            "self": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10",
-            "status": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/status",
-            "cancel": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/cancel",
-            "refunds": "/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/refunds",
-            "websocket": "/ws/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10?token=eyJwIjoi…",
+            "self": "https://shop.example.com/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10",
+            "status": "https://shop.example.com/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/status",
+            "cancel": "https://shop.example.com/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/cancel",
+            "refunds": "https://shop.example.com/api/v1/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10/refunds",
+            "websocket": "wss://shop.example.com/ws/payments/5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10?token=eyJwIjoi…",
         },
     },
 )
@@ -192,11 +195,11 @@ DECLINED_EXAMPLE = OpenApiExample(
         "created_at": "2026-11-24T10:00:00.000000+00:00",
         "updated_at": "2026-11-24T10:00:01.020000+00:00",
         "links": {
-            "self": "/api/v1/payments/5d0f…",
-            "status": "/api/v1/payments/5d0f…/status",
-            "cancel": "/api/v1/payments/5d0f…/cancel",
-            "refunds": "/api/v1/payments/5d0f…/refunds",
-            "websocket": "/ws/payments/5d0f…?token=…",
+            "self": "https://shop.example.com/api/v1/payments/5d0f…",
+            "status": "https://shop.example.com/api/v1/payments/5d0f…/status",
+            "cancel": "https://shop.example.com/api/v1/payments/5d0f…/cancel",
+            "refunds": "https://shop.example.com/api/v1/payments/5d0f…/refunds",
+            "websocket": "wss://shop.example.com/ws/payments/5d0f…?token=…",
         },
     },
 )

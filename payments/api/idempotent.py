@@ -9,6 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from infrastructure.problems import problem_response
+from payments.links import headers_absolute, links_absolute
 from payments.services.idempotency import (
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,
@@ -27,8 +28,14 @@ class InvalidBody(ValidationError):
     status_code = 422
 
 
-def _replayed(answer: Replay) -> Response:
-    return Response(answer.body, status=answer.status, headers={**answer.headers, "Idempotent-Replayed": "true"})
+def _answer(request, status: int, body: dict, headers: dict) -> Response:
+    """An answer as this request sees it: kept with paths (answers stored before links were absolute hold paths
+    too), sent with URLs absolute for the origin that asked."""
+    return Response(links_absolute(body, request), status=status, headers=headers_absolute(headers, request))
+
+
+def _replayed(request, answer: Replay) -> Response:
+    return _answer(request, answer.status, answer.body, {**answer.headers, "Idempotent-Replayed": "true"})
 
 
 class IdempotentWrite:
@@ -92,7 +99,7 @@ class IdempotentWrite:
                 headers={"Retry-After": "1"},
                 detail="The database is busy; nothing was created. Retry with the same Idempotency-Key.",
             )
-        return Response(body, status=status, headers=headers)
+        return _answer(self.request, status, body, headers)
 
     def first_answer(self) -> Response | None:
         """The answer already given for this key: its replay, 422 if it answered another request (or, its
@@ -112,4 +119,4 @@ class IdempotentWrite:
             answer = idempotency_answer(user=self.request.user, key=self.key, fingerprint=self.fingerprint)
         except IdempotencyKeyReused as error:
             return problem_response(status=422, code="idempotency_key_reused", detail=str(error))
-        return _replayed(answer) if answer is not None else None
+        return _replayed(self.request, answer) if answer is not None else None

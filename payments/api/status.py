@@ -30,6 +30,7 @@ from payments.api.serializers import PaymentStatusDocument
 from payments.api.throttling import ClientRateThrottle
 from payments.api.views import PAYMENT_ID, payment_for_viewer
 from payments.gateway import release_database_connection
+from payments.links import links_absolute
 from payments.models import Payment
 from payments.realtime import payment_group_name
 from payments.selectors import payment_status_document_read, payment_status_payload, status_etag
@@ -156,7 +157,8 @@ async def wait_for_change(payment_id, baseline_seq: int, timeout: float) -> dict
                 logger.debug("long-poll: could not leave %s", group, exc_info=True)
 
 
-def _answer(document: dict, client_seq: int | None) -> HttpResponse:
+def _answer(request, document: dict, client_seq: int | None) -> HttpResponse:
+    document = links_absolute(document, request)
     if document["has_outcome"]:
         response = JsonResponse(document, status=303)
         response["Location"] = document["links"]["self"]
@@ -206,7 +208,7 @@ async def payment_status(request, payment_id):
     baseline = client_seq if client_seq is not None else payment.seq
     if wait and not payment.has_outcome and document["seq"] == baseline:
         document = await wait_for_change(payment.id, baseline, wait)
-    return _answer(document, client_seq)
+    return _answer(request, document, client_seq)
 
 
 # drf-spectacular documents a path through its callback's DRF view class.

@@ -32,6 +32,7 @@ from payments.api.serializers import (
 from payments.filters import PaymentFilter
 from payments.gateway import GatewayError
 from payments.guests import guest_id_from_session
+from payments.links import links_absolute
 from payments.models import Actor, Payment, Refund
 from payments.selectors import (
     payment_detail_payload,
@@ -164,7 +165,7 @@ class PaymentsView(PrivateAPIView):
             payments = backend().filter_queryset(request, payments, self)
         paginator = PaymentCursorPagination()
         page = paginator.paginate_queryset(payments, request, view=self)
-        return paginator.get_paginated_response([payment_status_payload(p) for p in page])
+        return paginator.get_paginated_response([links_absolute(payment_status_payload(p), request) for p in page])
 
     @extend_schema(
         operation_id="payments_create",
@@ -243,7 +244,9 @@ class PaymentDetailView(PrivateAPIView):
         responses={200: PaymentDocument, **docs.COMMON_ERRORS, **docs.NEGOTIATED},
     )
     def get(self, request, payment_id):
-        return Response(payment_detail_payload(payment_for_viewer(request, payment_id)))
+        document = links_absolute(payment_detail_payload(payment_for_viewer(request, payment_id)), request)
+        document["refunds"] = [links_absolute(refund, request) for refund in document["refunds"]]
+        return Response(document)
 
 
 class PaymentCancelView(PrivateAPIView):
@@ -287,7 +290,7 @@ class PaymentCancelView(PrivateAPIView):
                 code="payment_processing",
                 detail=f"The payment is {refused.obj.status}; it can no longer be canceled.",
             )
-        return Response(payment_status_payload(payment), status=http.HTTP_202_ACCEPTED)
+        return Response(links_absolute(payment_status_payload(payment), request), status=http.HTTP_202_ACCEPTED)
 
 
 class PaymentRefundsView(PrivateAPIView):
@@ -299,7 +302,8 @@ class PaymentRefundsView(PrivateAPIView):
     )
     def get(self, request, payment_id):
         payment = payment_for_viewer(request, payment_id)
-        return Response({"results": [refund_payload(r) for r in payment.refunds.select_related("payment")]})
+        refunds = payment.refunds.select_related("payment")
+        return Response({"results": [links_absolute(refund_payload(r), request) for r in refunds]})
 
     @extend_schema(
         operation_id="refunds_create",
@@ -365,4 +369,4 @@ class RefundDetailView(PrivateAPIView):
         refund = Refund.objects.filter(pk=refund_id, payment=payment).select_related("payment").first()
         if refund is None:
             raise NotFound("No such refund.")
-        return Response(refund_payload(refund))
+        return Response(links_absolute(refund_payload(refund), request))

@@ -36,10 +36,18 @@
     if (socket) socket.close();
   }
 
+  // A link's path and query, to be asked of this page's own origin. The page's documents name them as absolute
+  // URLs and the socket's frames as paths; either way the page talks to the origin it came from (its session
+  // cookie and its Content-Security-Policy's 'self' are that origin's), whatever host a proxy told the server.
+  function pathOf(link) {
+    const url = new URL(link, window.location.href);
+    return url.pathname + url.search;
+  }
+
   // --- WebSocket: the fast path ------------------------------------------------------------------------
   function socketUrl() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + window.location.host + current.links.websocket + "&after_seq=" + lastSeq;
+    return scheme + "//" + window.location.host + pathOf(current.links.websocket) + "&after_seq=" + lastSeq;
   }
 
   function connect() {
@@ -88,9 +96,9 @@
   async function poll() {
     let nextMs = 2000;
     try {
-      // Long-poll: the server answers as soon as the status changes (or after 25 s); once the payment is
-      // final the status URL answers 303 and fetch follows it to the payment itself.
-      const response = await fetch(current.links.status + "?wait=25", {
+      // Long-poll: the server answers as soon as the status changes (or after 25 s): 202 while the payment is
+      // not final; once it is, 303, which fetch follows to the payment itself.
+      const response = await fetch(pathOf(current.links.status) + "?wait=25", {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
         cache: "no-store",

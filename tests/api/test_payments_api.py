@@ -27,7 +27,7 @@ def test_create_answers_202_with_location_retry_after_and_the_status_document(ap
     assert response.status_code == 202
     body = response.json()
     payment = Payment.objects.get(pk=body["id"])
-    assert response["Location"] == body["links"]["status"] == f"/api/v1/payments/{payment.pk}/status"
+    assert response["Location"] == body["links"]["status"] == f"http://testserver/api/v1/payments/{payment.pk}/status"
     assert response["Retry-After"] == "2"
     assert body["status"] == "pending" and body["amount"] == 2400 and body["currency"] == "USD"
     assert body["card"] == {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030}
@@ -203,7 +203,7 @@ def test_status_once_final_is_303_to_the_payment(api):
     payment_process(payment_id=body["id"])
     response = api.get(body["links"]["status"])
     assert response.status_code == 303
-    assert response["Location"] == body["links"]["self"] == f"/api/v1/payments/{body['id']}"
+    assert response["Location"] == body["links"]["self"] == f"http://testserver/api/v1/payments/{body['id']}"
     assert response.json()["status"] == "succeeded"
 
 

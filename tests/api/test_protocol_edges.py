@@ -5,6 +5,7 @@ the API; the throttles cannot be escaped by rewriting a header or by guessing to
 import json
 import logging
 import uuid
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -259,7 +260,7 @@ def test_wrong_token_on_status_url_is_401_problem_without_traceback(api, caplog)
     assert_problem(response, 401, "authentication_failed")
     assert response["WWW-Authenticate"] == "Token"
     logged = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert [record.getMessage() for record in logged] == [f"Unauthorized: {status_url}"]
+    assert [record.getMessage() for record in logged] == [f"Unauthorized: {urlsplit(status_url).path}"]
     assert not any(record.exc_info for record in caplog.records)
 
 

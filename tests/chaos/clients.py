@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from bench.ws_load import OUTCOME_STATUSES, WAIT_PAGE_HEARTBEAT, connect_as_wait_page, frame_payment, ws_base
+from bench.ws_load import OUTCOME_STATUSES, WAIT_PAGE_HEARTBEAT, connect_as_wait_page, frame_payment, ws_url
 
 MAX_CONFLICT_RETRIES = 2  # a 409 is retried this many times, then taken as the answer
 MAX_RETRY_AFTER = 10.0
@@ -446,7 +446,7 @@ async def websocket_wait(
         return waiter
     last_seq, failures = int(document.get("seq") or 0), 0
     while time.monotonic() < stop_at():
-        url = f"{ws_base(base_url)}{document['links']['websocket']}&after_seq={last_seq}"
+        url = f"{ws_url(base_url, document['links']['websocket'])}&after_seq={last_seq}"
         try:
             socket = await connect_as_wait_page(url, open_timeout=10)
         except (OSError, TimeoutError, WebSocketException) as error:

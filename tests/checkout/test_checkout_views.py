@@ -75,7 +75,7 @@ def test_submit_with_javascript_answers_202_with_the_status_url(client, product)
     assert response.status_code == 202
     body = response.json()
     payment = Payment.objects.get(pk=body["payment_id"])
-    assert response["Location"] == body["status_url"] == f"/api/v1/payments/{payment.pk}/status"
+    assert response["Location"] == body["status_url"] == f"http://testserver/api/v1/payments/{payment.pk}/status"
     assert body["wait_url"] == f"/payments/{payment.pk}/wait"
     assert (payment.amount, payment.currency, payment.card_brand, payment.card_last4) == (4800, "USD", "visa", "4242")
     order = payment.order
