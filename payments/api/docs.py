@@ -35,14 +35,14 @@ LOCATION = OpenApiParameter(
     response=[202, 303],
     description=(
         "An absolute URL. A create's 202: what to follow (a payment's status URL; a refund itself). The status "
-        "URL's 303: the payment."
+        "URL's 202: itself, to ask again after Retry-After. Its 303: the payment."
     ),
 )
 RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     OpenApiTypes.INT,
     OpenApiParameter.HEADER,
-    response=[200, 202, 429, 503],
+    response=[202, 429, 503],
     description="Seconds to wait before asking again.",
 )
 REPLAYED = OpenApiParameter(
@@ -53,7 +53,7 @@ REPLAYED = OpenApiParameter(
     description="`true` when this is the stored response to an earlier request with the key.",
 )
 ETAG = OpenApiParameter(
-    "ETag", str, OpenApiParameter.HEADER, response=[200, 304], description="The status document's version."
+    "ETag", str, OpenApiParameter.HEADER, response=[202, 303, 304], description="The status document's version."
 )
 IF_NONE_MATCH = OpenApiParameter(
     "If-None-Match", str, OpenApiParameter.HEADER, description="An ETag from an earlier answer: 304 if nothing changed."
@@ -154,7 +154,7 @@ CREATE_EXAMPLE = OpenApiExample(
 STATUS_DOCUMENT_EXAMPLE = OpenApiExample(
     "A payment being processed",
     response_only=True,
-    status_codes=["200", "202"],
+    status_codes=["202"],
     value={
         "id": "5d0f1c1e-8f1a-4f55-9d7e-3c2a9b1e7f10",
         "status": "processing",

@@ -46,12 +46,18 @@ class PaymentStatusSchemaView(APIView):
 
     @extend_schema(
         operation_id="payments_status",
-        summary="The status URL: poll it, or long-poll it with ?wait=N",
+        summary="The status URL: 202 until the payment is final, then 303 to it; long-poll it with ?wait=N",
         parameters=[PAYMENT_ID, docs.WAIT, docs.IF_NONE_MATCH, docs.ETAG, docs.RETRY_AFTER, docs.LOCATION],
         examples=[docs.STATUS_DOCUMENT_EXAMPLE, docs.DECLINED_EXAMPLE],
         responses={
-            200: OpenApiResponse(PaymentStatusDocument, description="Not final yet: ask again after Retry-After."),
-            303: OpenApiResponse(PaymentStatusDocument, description="Final: the payment is at Location."),
+            202: OpenApiResponse(
+                PaymentStatusDocument,
+                description="Not final yet: ask again (Location, the status URL itself) after Retry-After seconds.",
+            ),
+            303: OpenApiResponse(
+                PaymentStatusDocument,
+                description="Final: the payment is at Location (the body is its final status document).",
+            ),
             304: OpenApiResponse(None, description="Unchanged since the ETag in If-None-Match."),
             400: docs.problem("wait must be a whole number of seconds from 0 to 30", "invalid_wait", 400),
             **docs.COMMON_ERRORS,
@@ -158,6 +164,9 @@ async def wait_for_change(payment_id, baseline_seq: int, timeout: float) -> dict
 
 
 def _answer(request, document: dict, client_seq: int | None) -> HttpResponse:
+    """The status URL's contract, the one azure-core's LocationPolling (and Durable Functions) follow: 202 with
+    Retry-After while the payment is not final, so a poller knows to ask again and when; 303 See Other to the
+    payment once it is (docs/api.md, "Following a payment")."""
     document = links_absolute(document, request)
     if document["has_outcome"]:
         response = JsonResponse(document, status=303)
@@ -166,7 +175,8 @@ def _answer(request, document: dict, client_seq: int | None) -> HttpResponse:
         response = HttpResponse(status=304)
         del response["Content-Type"]  # a 304 has no body to describe
     else:
-        response = JsonResponse(document)
+        response = JsonResponse(document, status=202)
+        response["Location"] = document["links"]["status"]
         response["Retry-After"] = str(settings.PAYMENTS_POLL_INTERVAL)
     response["ETag"] = status_etag(document["id"], document["seq"])
     response["Cache-Control"] = "private, no-cache"  # revalidate every time (ETag); never in a shared cache

@@ -65,7 +65,7 @@ def test_a_post_to_an_unknown_api_path_is_a_problem_404_not_a_csrf_page(api):
 def test_odd_wait_and_etag_values_are_handled(api):
     status_url = create(api).json()["links"]["status"]
     assert_problem(api.get(status_url + "?wait=%C2%B2"), 400, "invalid_wait")
-    assert api.get(status_url, HTTP_IF_NONE_MATCH='"x.²", W/"nonsense"').status_code == 200
+    assert api.get(status_url, HTTP_IF_NONE_MATCH='"x.²", W/"nonsense"').status_code == 202
 
 
 @pytest.mark.django_db(transaction=True)
@@ -89,7 +89,7 @@ def test_a_long_poll_outlives_a_redis_read_timeout(api):
     status_url = create(api).json()["links"]["status"]
     started = time.monotonic()
     response = api.get(status_url + "?wait=7")
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert time.monotonic() - started >= 6.5
 
 

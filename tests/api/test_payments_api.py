@@ -188,11 +188,14 @@ def test_a_queue_backlog_over_the_bound_sheds_load_with_503_before_creating_anyt
 # --- GET /api/v1/payments/{id}/status ---------------------------------------------------------------------
 
 
-def test_status_while_not_final_is_200_with_retry_after_and_an_etag(api):
+def test_status_while_not_final_is_202_with_retry_after_its_own_location_and_an_etag(api):
+    # 202 says "still running" to pollers that read the code alone (azure-core's LocationPolling, Durable
+    # Functions' clients); the 200 it used to be told them the payment was done (issue 13)
     status_url = create(api).json()["links"]["status"]
     response = api.get(status_url)
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert response["Retry-After"] == "2"
+    assert response["Location"] == status_url
     assert response.json()["status"] == "pending"
     assert response["ETag"] == f'"{response.json()["id"]}.1"'
     assert api.get(status_url, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
@@ -205,6 +208,14 @@ def test_status_once_final_is_303_to_the_payment(api):
     assert response.status_code == 303
     assert response["Location"] == body["links"]["self"] == f"http://testserver/api/v1/payments/{body['id']}"
     assert response.json()["status"] == "succeeded"
+
+
+def test_the_openapi_document_states_the_status_urls_202_and_303(api):
+    answers = api.get("/api/v1/schema", {"format": "json"}).json()["paths"]["/api/v1/payments/{payment_id}/status"]
+    answers = answers["get"]["responses"]
+    assert {"202", "303", "304"} <= set(answers) and "200" not in answers
+    assert {"Retry-After", "Location", "ETag"} <= set(answers["202"]["headers"])
+    assert {"Location", "ETag"} <= set(answers["303"]["headers"])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -226,7 +237,7 @@ def test_long_poll_without_a_change_answers_after_the_wait(api):
     started = time.monotonic()
     response = api.get(body["links"]["status"] + "?wait=1")
     assert 0.9 <= time.monotonic() - started < 5
-    assert (response.status_code, response.json()["seq"]) == (200, 1)
+    assert (response.status_code, response.json()["seq"]) == (202, 1)
 
 
 @pytest.mark.parametrize("wait", ["31", "-1", "soon"])

@@ -234,10 +234,10 @@ def test_create_replay_and_idempotency_outcomes(merchant):
 def test_status_detail_and_list_outcomes(merchant):
     created = send(merchant, PAYMENTS, "POST", 202, body=CREATE_EXAMPLE, headers=key()).json()
     path = {"payment_id": created["id"]}
-    polled = send(merchant, STATUS, "GET", 200, path_parameters=path)
+    polled = send(merchant, STATUS, "GET", 202, path_parameters=path)
     etag = polled.headers["etag"][0]
     send(merchant, STATUS, "GET", 304, path_parameters=path, headers={"If-None-Match": etag})
-    send(merchant, STATUS, "GET", 200, path_parameters=path, query={"wait": 1})  # a long-poll that times out
+    send(merchant, STATUS, "GET", 202, path_parameters=path, query={"wait": 1})  # a long-poll that times out
     send(merchant, STATUS, "GET", 400, path_parameters=path, query={"wait": 31})
     payment_process(payment_id=created["id"])
     final = send(merchant, STATUS, "GET", 303, path_parameters=path, headers={"If-None-Match": etag})

@@ -281,7 +281,8 @@ class Merchant:
         return _take_202(self.log, surface, sub, response, "id")
 
     async def follow(self, document: dict, *, deadline: Callable[[], float]) -> dict | None:
-        """Long-poll the status URL until the payment has an outcome (303); its final document, or None."""
+        """Long-poll the status URL (202 while not final) until the payment has an outcome (303); its final
+        document, or None."""
         path, etag, attempt = document["links"]["status"], None, 0
         while time.monotonic() < deadline():
             headers = {"If-None-Match": etag} if etag else {}
@@ -299,7 +300,7 @@ class Merchant:
             self.log.observe("GET status", response)
             if response.status_code == 303:
                 return response.json()
-            if response.status_code == 200:
+            if response.status_code == 202:
                 etag = response.headers.get("ETag")
             elif response.status_code in (503, 429):
                 await asyncio.sleep(_retry_after(response))
