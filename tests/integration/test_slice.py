@@ -3,6 +3,7 @@
 import asyncio
 import json
 import zlib
+from urllib.parse import urljoin
 
 import pytest
 import websockets
@@ -41,7 +42,7 @@ def pay_and_follow(live_stack, product, card_number):
         # and a WebSocket client subscribes before any worker runs
         async def scenario():
             listener = asyncio.create_task(
-                receive_until_outcome(live_stack.ws_url + body["payment"]["links"]["websocket"])
+                receive_until_outcome(body["payment"]["links"]["websocket"])  # absolute: ws://host/ws/…
             )
             await asyncio.sleep(0.5)  # let it connect and receive the current state
             await asyncio.to_thread(live_stack.run_worker_burst)
@@ -66,8 +67,13 @@ def test_an_approved_card_flows_from_submit_to_a_pushed_success(live_stack, prod
     assert seqs == sorted(set(seqs))
     # and the status URL agrees with the push, and (the payment being final) points at the payment itself
     assert status.status_code == 303
-    assert status.headers["Location"] == f"/api/v1/payments/{frames[-1]['payment']['id']}"
-    assert status.json() == frames[-1]["payment"]
+    assert status.headers["Location"] == f"{live_stack.http_url}/api/v1/payments/{frames[-1]['payment']['id']}"
+    answered, pushed = status.json(), frames[-1]["payment"]
+    assert {**answered, "links": None} == {**pushed, "links": None}
+    # the same links: absolute in the HTTP answer, paths in the frame (the worker that pushes has no request)
+    origin = {"websocket": live_stack.ws_url}
+    resolved = {name: urljoin(origin.get(name, live_stack.http_url), path) for name, path in pushed["links"].items()}
+    assert answered["links"] == resolved
 
 
 def test_a_declined_card_ends_in_a_clear_decline(live_stack, product):
@@ -85,7 +91,7 @@ def test_a_websocket_without_a_valid_token_is_refused(live_stack, product):
     forged = ws_link.split("?token=")[0] + "?token=forged"
 
     async def attempt():
-        async with websockets.connect(live_stack.ws_url + forged) as socket:
+        async with websockets.connect(forged) as socket:
             await socket.recv()
 
     # the payment is "not found" for this socket: it is closed with 4404 before any frame is sent
@@ -145,7 +151,7 @@ def test_an_idle_websocket_stays_open_past_a_redis_read_timeout_and_gets_the_out
     body = Shopper(live_stack.http_url, product.pk).pay(VISA_OK)
 
     async def scenario():
-        async with websockets.connect(live_stack.ws_url + body["payment"]["links"]["websocket"]) as socket:
+        async with websockets.connect(body["payment"]["links"]["websocket"]) as socket:
             assert json.loads(await socket.recv())["payment"]["status"] == "pending"
             await asyncio.sleep(6.5)
             await asyncio.to_thread(live_stack.run_worker_burst)
