@@ -66,25 +66,46 @@ class Exchanges(SansIOHTTPPolicy):
         )
 
 
-def pay_and_wait(api: str, token: str, card_number: str, *, watch: Exchanges) -> tuple[LROPoller, dict]:
-    """docs/api.md's five lines (plus `watch`): pay, then let azure-core wait for the outcome."""
+# docs/api.md's five lines, `watch` aside: pay, then let azure-core wait for the outcome.
+
+
+def pay(api: str, token: str, card_number: str, *, watch: Exchanges) -> tuple[PipelineClient, PipelineResponse]:
     card = {"number": card_number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
     payment = {"amount": 2400, "currency": "USD", "card": card}
     key = str(uuid.uuid4())
-    # As documented, `watch` aside.
     auth = AzureKeyCredentialPolicy(AzureKeyCredential(token), "Authorization", prefix="Token")
     client = PipelineClient(api, per_call_policies=[RedirectPolicy(), RetryPolicy(), auth, watch])
     request = HttpRequest("POST", f"{api}/api/v1/payments", json=payment, headers={"Idempotency-Key": key})
-    accepted = PipelineResponse(request, client.send_request(request), PipelineContext(None))
+    return client, PipelineResponse(request, client.send_request(request), PipelineContext(None))
+
+
+def wait(client: PipelineClient, accepted: PipelineResponse) -> tuple[LROPoller, dict]:
     poller = LROPoller(client, accepted, lambda answer: answer.http_response.json(), LROBasePolling())
     return poller, poller.result(timeout=60)
 
 
-def test_azure_core_poller_follows_success_decline_and_the_slow_card_to_the_final_payment(live_stack_factory):
+def pay_and_wait(api: str, token: str, card_number: str, *, watch: Exchanges) -> tuple[LROPoller, dict]:
+    return wait(*pay(api, token, card_number, watch=watch))
+
+
+def test_azure_core_poller_follows_success_decline_the_slow_card_and_a_cancel_to_the_final_payment(
+    live_stack_factory,
+):
     # given: the real stack, the bank taking its time (1 s a call: no outcome before the first poll), and a merchant
     stack = live_stack_factory(SANDBOX_LATENCY_MS="1000", SANDBOX_SLOW_CARD_MS="3000")
-    stack.start_worker()
     token = Token.objects.get(user=client_for("azure-merchant").user).key
+
+    # when: a payment is canceled while no worker runs yet, then waited for
+    watch = Exchanges()
+    client, accepted = pay(stack.http_url, token, "4242424242424242", watch=watch)
+    assert client.send_request(HttpRequest("POST", accepted.http_response.json()["links"]["cancel"])).status_code == 202
+    poller, canceled = wait(client, accepted)
+    # then: the poller sees it final at its first poll, and returns the canceled payment
+    assert (poller.status(), canceled["status"], canceled["has_outcome"]) == ("Succeeded", "canceled", True)
+    exchanges = [(seen.method, seen.status) for seen in watch.seen]
+    assert exchanges == [("POST", 202), ("POST", 202), ("GET", 303), ("GET", 200)]  # pay, cancel, poll, the payment
+
+    stack.start_worker()
 
     # when: the merchant pays with each card and waits with azure-core's poller, all three at once
     watches = {name: Exchanges() for name in CARDS}
