@@ -450,3 +450,16 @@ def test_a_payments_key_cannot_make_a_refund_after_its_answer_is_purged(api):
     IdempotencyRecord.objects.all().delete()  # the reconciler's purge, 24 h later
     assert_problem(refund(api, payment, key="k-5"), 422, "idempotency_key_reused")
     assert not Refund.objects.exists()
+
+
+def test_a_refunds_key_cannot_make_a_payment_after_its_answer_is_purged(api):
+    # given: a refund made with a key, whose stored answer the reconciler has since purged
+    payment = create(api, key="k-6").json()
+    payment_process(payment_id=payment["id"])
+    assert refund(api, payment, key="k-7").status_code == 202
+    IdempotencyRecord.objects.all().delete()
+    # when: a payment asks with the refund's key
+    problem = assert_problem(create(api, key="k-7"), 422, "idempotency_key_reused")
+    # then: refused, and nothing made (the one read before the write asks about refunds too)
+    assert "retention" in problem["detail"]
+    assert Payment.objects.count() == 1
