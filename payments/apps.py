@@ -8,10 +8,13 @@ class PaymentsConfig(AppConfig):
     def ready(self):
         from infrastructure.problem_types import problem_types_register
         from payments.events import status_changed
+        from payments.metrics import metrics_on_status_changed
         from payments.problem_types import PAYMENT_PROBLEM_TYPES
         from payments.realtime import payment_push_on_status_changed
 
         # After commit: the push talks to Redis (docs/architecture.md, "One event per status change").
         status_changed.connect(payment_push_on_status_changed, dispatch_uid="payments.push")
+        # After commit too: a change that rolls back is never counted (docs/operations.md, "Metrics").
+        status_changed.connect(metrics_on_status_changed, dispatch_uid="payments.metrics")
         # Each problem type the API answers has a page of its own, which a problem document's `type` names.
         problem_types_register(*PAYMENT_PROBLEM_TYPES)

@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from infrastructure.overrides.channels_consumer import DispatchWithoutCloseOldConnections
+from payments.metrics import websocket_closed, websocket_opened
 from payments.realtime import payment_group_name
 from payments.selectors import payment_id_from_ws_token, payment_status_document_read
 
@@ -64,6 +65,7 @@ class PaymentStatusConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsock
     group_name: str | None = None  # set once the token is checked: nothing is answered before that
     next_read_at = 0.0
     deferred_read: asyncio.Task | None = None
+    counted = False  # in payments_websocket_connections: an accepted socket of a payment, until it disconnects
 
     async def connect(self):
         payment_id = str(self.scope["url_route"]["kwargs"]["payment_id"])
@@ -82,9 +84,14 @@ class PaymentStatusConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsock
         # Join the group before reading the database, so a change committed in between is not missed.
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
+        self.counted = True
+        websocket_opened()
         await self._send_from_database()
 
     async def disconnect(self, code):
+        if self.counted:
+            self.counted = False
+            websocket_closed()
         if self.deferred_read is not None:
             self.deferred_read.cancel()
         if self.group_name:

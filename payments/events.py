@@ -7,8 +7,8 @@ Every status change of a payment or a refund goes through payments.services.tran
   written: what must commit or roll back with the change (the order's state, so that an order and its payment
   never disagree after a commit). They must not talk to the outside; an exception aborts the change.
 - `status_changed` receivers run once that transaction has committed, each on its own (one that fails is logged
-  and the others still run): everything that talks to the outside, the WebSocket push today, receipts,
-  webhooks and metrics next. A change that rolls back is never announced. Each receiver is called once per
+  and the others still run): everything that talks to the outside, the WebSocket push and the metrics today,
+  receipts and webhooks next. A change that rolls back is never announced. Each receiver is called once per
   event in the process that made the change; (kind, object_id, seq) lets one that records what it did stay
   idempotent.
 

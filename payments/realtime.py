@@ -11,6 +11,7 @@ import logging
 from channels.layers import get_channel_layer
 
 from infrastructure.overrides.push_loop import PushLoop
+from payments.metrics import push_count
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +38,15 @@ def payment_push_status(payload: dict) -> None:
             timeout=PUSH_TIMEOUT_SECONDS,
         )
     except Exception:
+        push_count(sent=False)
         logger.warning(
             "push for payment %s seq %s failed; clients catch up from the database",
             payload["id"],
             payload["seq"],
             exc_info=True,
         )
+    else:
+        push_count(sent=True)
 
 
 def payment_push_on_status_changed(sender, change, **kwargs) -> None:

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from infrastructure.problems import problem_response
 from payments.links import headers_absolute, links_absolute
+from payments.metrics import idempotent_replay_count
 from payments.services.idempotency import (
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,
@@ -35,6 +36,7 @@ def _answer(request, status: int, body: dict, headers: dict) -> Response:
 
 
 def _replayed(request, answer: Replay) -> Response:
+    idempotent_replay_count()
     return _answer(request, answer.status, answer.body, {**answer.headers, "Idempotent-Replayed": "true"})
 
 

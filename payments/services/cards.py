@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from payments.cards import CardDetails, card_fingerprint
 from payments.gateway import get_gateway
+from payments.metrics import gateway_call_observed
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class TokenizedCard:
 
 def card_tokenize(card: CardDetails) -> TokenizedCard:
     """Hand the number and CVC to the gateway's vault, at once; after this only the token travels."""
-    token = get_gateway().tokenize(card)
+    with gateway_call_observed("tokenize"):
+        token = get_gateway().tokenize(card)
     return TokenizedCard(
         token=token.token,
         brand=token.brand,

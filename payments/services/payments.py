@@ -18,6 +18,7 @@ from payments.gateway import (
     get_gateway,
     release_database_connection,
 )
+from payments.metrics import gateway_call_observed, payment_accepted_count
 from payments.models import Actor, Payment, PaymentEvent, PaymentStatus
 from payments.services.cards import TokenizedCard
 from payments.services.dispatch import payment_enqueue
@@ -83,6 +84,9 @@ def payment_create(
             reason="payment recorded",
         )
         transaction.on_commit(partial(payment_enqueue, payment_id=payment.id))
+        # Counted once it is durable: a submit that rolls back (a lost key race, sold out) was never accepted.
+        # Robust: a metric that fails is logged, never an error for a payment already committed.
+        transaction.on_commit(partial(payment_accepted_count, actor), robust=True)
     return payment
 
 
@@ -172,7 +176,8 @@ def _settle_unknown(payment: Payment, actor: str) -> Payment:
     gateway = get_gateway()
     release_database_connection()
     try:
-        result = gateway.charge_outcome(idempotency_key=payment.gateway_idempotency_key)
+        with gateway_call_observed("charge_outcome"):
+            result = gateway.charge_outcome(idempotency_key=payment.gateway_idempotency_key)
         tries = 0
         if result is None:
             result, tries = _charge_with_retries(payment)
@@ -191,12 +196,13 @@ def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
     for attempt in range(retries + 1):
         release_database_connection()
         try:
-            result = gateway.charge(
-                token=payment.card_token,
-                amount=payment.amount,
-                currency=payment.currency,
-                idempotency_key=payment.gateway_idempotency_key,
-            )
+            with gateway_call_observed("charge"):
+                result = gateway.charge(
+                    token=payment.card_token,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                    idempotency_key=payment.gateway_idempotency_key,
+                )
             return result, attempt + 1
         except GatewayUnavailable:
             if attempt == retries:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError
 from django.utils import timezone
 
+from payments.metrics import reconciler_pass_count
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from payments.services.dispatch import payment_enqueue, refund_enqueue
 from payments.services.idempotency import idempotency_purge_expired
@@ -122,4 +123,5 @@ def payments_reconcile(*, limit: int = 500) -> Counter:
         done.update({name: count for name, count in task().items() if count})
     if done:
         logger.info("reconciler: %s", dict(done))
+    reconciler_pass_count(done)
     return done

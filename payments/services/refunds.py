@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from payments.gateway import GatewayUnavailable, RefundResult, get_gateway, release_database_connection
+from payments.metrics import gateway_call_observed
 from payments.models import (
     REFUNDABLE_STATUSES,
     UNSETTLED_REFUND_STATUSES,
@@ -105,13 +106,17 @@ def refund_process(*, refund_id, actor: str) -> Refund:
 
     release_database_connection()
     try:
-        result = gateway.refund_outcome(idempotency_key=refund.gateway_idempotency_key) if lookup_first else None
+        result = None
+        if lookup_first:
+            with gateway_call_observed("refund_outcome"):
+                result = gateway.refund_outcome(idempotency_key=refund.gateway_idempotency_key)
         if result is None:
-            result = gateway.refund(
-                charge_reference=refund.payment.gateway_reference,
-                amount=refund.amount,
-                idempotency_key=refund.gateway_idempotency_key,
-            )
+            with gateway_call_observed("refund"):
+                result = gateway.refund(
+                    charge_reference=refund.payment.gateway_reference,
+                    amount=refund.amount,
+                    idempotency_key=refund.gateway_idempotency_key,
+                )
     except GatewayUnavailable:
         if lookup_first:
             return _still_unknown(refund)
