@@ -78,6 +78,9 @@ MIDDLEWARE = [
     "infrastructure.middleware.ReasonPhraseMiddleware",
     # A problem document's `type` made an absolute URL on the request's origin (infrastructure/problem_types.py).
     "infrastructure.problem_types.ProblemTypeMiddleware",
+    # /healthz and /readyz answered here, before host validation, the HTTPS redirect and the session: a load
+    # balancer asks by the instance's address, over HTTP, with no cookie (infrastructure/middleware.py).
+    "infrastructure.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # the Content-Security-Policy below
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -338,6 +341,17 @@ IDEMPOTENCY_KEY_TTL = env.int("IDEMPOTENCY_KEY_TTL", default=24 * 3600)
 PAYMENTS_MAX_BACKLOG = env.int("PAYMENTS_MAX_BACKLOG", default=5000)
 # The longest ?wait= a status request may ask for.
 PAYMENTS_MAX_LONG_POLL = 30
+
+# --- Health and metrics (payments/monitoring.py; docs/operations.md, "Health checks" and "Metrics") --------------
+# Answered by infrastructure.middleware.ProbeMiddleware ahead of host validation and the HTTPS redirect.
+PROBE_PATHS = ["/healthz", "/readyz"]
+# Seconds /readyz waits for its checks (run at once, each on a thread) before it names the late ones and answers 503.
+READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=2.0)
+# Lets a scraper read /metrics with `Authorization: Bearer <token>` (a staff session can too). Unset: staff only.
+# Processes that share PROMETHEUS_MULTIPROC_DIR (prometheus-client reads it itself) are added up on /metrics.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+if METRICS_TOKEN and not DEBUG and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters long.")
 
 # --- Security: production defaults, relaxed only by DEBUG -----------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG

@@ -2,9 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from infrastructure.problem_types import problem_type_page, problem_types_page
+from payments.monitoring import healthz, metrics, readyz
 from payments.queue_dashboard import queue_dashboard_urlpatterns
 
 urlpatterns = [
+    # Probes (answered ahead of host validation and the HTTPS redirect: settings.PROBE_PATHS) and Prometheus's page.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     # The queue dashboard lives inside the admin, for staff holding payments.manage_queues only.
     path("admin/rq/", include((queue_dashboard_urlpatterns(), "django_rq"))),
     path("admin/", admin.site.urls),

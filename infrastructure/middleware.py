@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+from django.conf import settings
 from django.db import OperationalError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
+from django.urls import resolve
 from django.utils.deprecation import MiddlewareMixin
 
 from infrastructure.problems import problem_json
@@ -69,3 +71,23 @@ class ReasonPhraseMiddleware(MiddlewareMixin):
         if status in RFC_9110_NAMES and response.reason_phrase == HTTPStatus(status).phrase:
             response.reason_phrase = RFC_9110_NAMES[status]
         return response
+
+
+class ProbeMiddleware:
+    """Answers the health probes (settings.PROBE_PATHS, exact paths, GET and HEAD) ahead of every middleware below.
+
+    A load balancer asks each instance by its address (a Host that ALLOWED_HOSTS refuses: 400), over plain HTTP
+    (SECURE_SSL_REDIRECT: 301), with no cookie; and a probe must not read a session or wait on a busy database
+    before its view decides what to say. The probe's view comes from the URLconf as usual; only the middleware
+    below this one is skipped. Safe because a probe's answer names no host and carries no link: the Host header is
+    never read. (django-alive places its middleware before SecurityMiddleware for the same reasons.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.paths = frozenset(settings.PROBE_PATHS)
+
+    def __call__(self, request):
+        if request.path_info in self.paths and request.method in ("GET", "HEAD"):
+            match = resolve(request.path_info)
+            return match.func(request, *match.args, **match.kwargs)
+        return self.get_response(request)

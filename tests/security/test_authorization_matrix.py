@@ -166,6 +166,14 @@ MATRIX: dict[str, dict[str, tuple]] = {
     "POST /admin/rq/queues/0/empty/": {
         "-":      (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    403,       EMPTIED),
     },
+    # --- probes and metrics: probes are public; metrics take a staff session (or the metrics bearer token, which
+    # no caller here holds: an API token is not it) -------------------------------------------------------------
+    "GET /healthz": {
+        "-":      (200,      200,      200,         200,          200,      200,       200),
+    },
+    "GET /metrics": {
+        "-":      (401,      401,      401,         401,          401,      200,       200),
+    },
 }
 # fmt: on
 EXPECTED: dict[tuple[str, str], dict[str, object]] = {
