@@ -21,7 +21,7 @@ from channels_redis.core import RedisChannelLayer
 from rq import Worker
 
 from infrastructure.embedded_redis import start_embedded_redis
-from tests.conftest import BASE_DIR, _database_url_for_subprocesses, _free_port, wait_until
+from tests.conftest import BASE_DIR, VISA_OK, _database_url_for_subprocesses, _free_port, wait_until
 from tests.integration.shop import Shopper
 from tests.integration.test_recovery import SLOW_CARD, debits_for, status_of
 
@@ -347,3 +347,28 @@ def test_a_worker_thread_that_dies_takes_its_process_down_for_its_supervisor_to_
     assert worker.wait(timeout=20) == 1, log_path.read_text()
     assert "left its loop" in log_path.read_text()
     assert _registered_workers(private_redis) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runstack_gives_its_processes_one_metrics_directory_emptied_at_start(start_runstack, product, tmp_path):
+    # given: the metrics directory holds a file of an earlier run (unreadable, as a stale one may be)
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    stale = metrics_dir / "counter_999999.db"
+    stale.write_bytes(b"an earlier run's counts")
+    token = "metrics-token-for-tests-0123456789abcdef"
+
+    # when: runstack starts, and a payment goes through daphne to its worker process
+    stack = start_runstack(workers=1, threads=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), METRICS_TOKEN=token)
+    assert not stale.exists()
+    payment_id = Shopper(stack.http_url, product.pk).pay(VISA_OK)["payment_id"]
+    wait_until(lambda: status_of(payment_id) == "succeeded", timeout=30, message="the payment to settle")
+
+    # then: daphne's /metrics shows what the worker process counted, from the worker's own file
+    def settled() -> bool:
+        page = httpx.get(f"{stack.http_url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        return 'payments_settled_total{outcome="succeeded"} 1.0' in page.text
+
+    wait_until(settled, timeout=10, message="the worker's count on daphne's /metrics")
+    (worker_pid,) = [pid for pid, role in stack.children().items() if role == "worker"]
+    assert (metrics_dir / f"counter_{worker_pid}.db").exists()

@@ -15,9 +15,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from prometheus_client.multiprocess import mark_process_dead
 
 from infrastructure.embedded_redis import redis_answers, start_embedded_redis
 from infrastructure.processes import spawn_child, stop_in_order
@@ -73,7 +75,14 @@ class Command(BaseCommand):
             self.stdout.write(f"Redis: nothing answers at {redis_url}; starting the embedded Valkey server")
             embedded, redis_url = start_embedded_redis(redis_url)
 
-        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+        metrics_dir = self._fresh_metrics_dir()
+        self.stdout.write(f"Metrics: every process writes to {metrics_dir}; /metrics adds them up")
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
         python = sys.executable
         daphne = [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"]
         web = Child("web", daphne, restart=False)
@@ -114,6 +123,15 @@ class Command(BaseCommand):
         # on a busy machine: time the user waits for the prompt, outside the stop's budget.
         os._exit(0 if self._stop_signal is not None else 1)
 
+    def _fresh_metrics_dir(self) -> Path:
+        """prometheus-client's multiprocess directory (payments/metrics.py): PROMETHEUS_MULTIPROC_DIR, else
+        var/metrics; emptied of the last run's files, whose counts would otherwise be added to this run's."""
+        metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(settings.VAR_DIR) / "metrics")
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in metrics_dir.glob("*.db"):  # its own files only, whatever else the directory holds
+            stale.unlink()
+        return metrics_dir
+
     def _request_stop(self, signum, frame):
         if self._stop_signal is None:
             self._stop_signal = signum
@@ -140,6 +158,8 @@ class Command(BaseCommand):
                 code = child.process.poll()
                 if code is None:
                     continue
+                # Its live gauges (open sockets) stop counting; its counters stay in the sums.
+                mark_process_dead(child.process.pid, env["PROMETHEUS_MULTIPROC_DIR"])
                 if not child.restart:
                     self.stderr.write(f"{child.name} exited with {code}; stopping everything")
                     return embedded
