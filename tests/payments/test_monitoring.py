@@ -234,3 +234,14 @@ def test_a_change_that_rolls_back_is_never_counted(make_payment, django_capture_
         payment_cancel(payment_id=payment.pk, actor=Actor.API)
         raise Abort
     assert sample("payments_settled_total", outcome="canceled") == canceled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_answer_without_the_queue_when_its_redis_is_paused(paused_queue_redis, metrics_token):
+    started = time.monotonic()
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {metrics_token}")
+    waited = time.monotonic() - started
+    assert response.status_code == 200
+    assert waited < 3, f"/metrics waited {waited:.1f} s for a paused Redis"
+    assert b"payments_queue_redis_up 0.0" in response.content
+    assert b"payments_queue_jobs" not in response.content
