@@ -287,3 +287,8 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner_user_id}:{self.key}"
+
+
+# The flight recorder's rows (job attempts, gateway calls, pushes, replays) live in their own module; imported
+# here so that Django finds them with the app's models.
+from payments.recording import GatewayCall, IdempotentReplay, JobAttempt, StatusPush  # noqa: E402, F401
