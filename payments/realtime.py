@@ -7,11 +7,14 @@ can drop at any time, so every client also reads the database (on connect, on re
 from __future__ import annotations
 
 import logging
+import time
 
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from infrastructure.overrides.push_loop import PushLoop
 from payments.metrics import push_count
+from payments.services.recording import status_push_record
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,8 @@ def payment_group_name(payment_id) -> str:
 _push_loop = PushLoop()
 
 
-def payment_push_status(payload: dict) -> None:
+def payment_push_status(payload: dict) -> bool:
+    """Send the document to the payment's group; True if the channel layer took it."""
     try:
         _push_loop.run(
             get_channel_layer().group_send(
@@ -45,12 +49,23 @@ def payment_push_status(payload: dict) -> None:
             payload["seq"],
             exc_info=True,
         )
-    else:
-        push_count(sent=True)
+        return False
+    push_count(sent=True)
+    return True
 
 
 def payment_push_on_status_changed(sender, change, **kwargs) -> None:
     """A `status_changed` receiver (payments/events.py): after commit, every payment change is pushed to its
     waiters. A refund's own change is not: the payment's change that a successful refund makes is."""
     if change.kind == "payment":
-        payment_push_status(change.document)
+        at, started = timezone.now(), time.monotonic()
+        ok = payment_push_status(change.document)
+        # On the flight recorder: on the job's attempt if a job pushed (no statement), else a row of its own.
+        status_push_record(
+            payment_id=change.payment_id,
+            seq=change.seq,
+            actor=change.actor,
+            at=at,
+            duration_ms=(time.monotonic() - started) * 1000,
+            ok=ok,
+        )

@@ -18,10 +18,12 @@ from payments.gateway import (
     get_gateway,
     release_database_connection,
 )
-from payments.metrics import gateway_call_observed, payment_accepted_count
+from payments.metrics import payment_accepted_count
 from payments.models import Actor, Payment, PaymentEvent, PaymentStatus
+from payments.recording import GatewayCall, RecordedKind
 from payments.services.cards import TokenizedCard
 from payments.services.dispatch import payment_enqueue
+from payments.services.recording import gateway_call_recorded
 from payments.services.risk import payment_risk_assess
 from payments.services.transitions import TransitionNotAllowed, payment_transition, recheck_at_for
 
@@ -176,8 +178,11 @@ def _settle_unknown(payment: Payment, actor: str) -> Payment:
     gateway = get_gateway()
     release_database_connection()
     try:
-        with gateway_call_observed("charge_outcome"):
+        with gateway_call_recorded(
+            kind=RecordedKind.PAYMENT, object_id=payment.pk, operation=GatewayCall.Operation.CHARGE_OUTCOME
+        ) as call:
             result = gateway.charge_outcome(idempotency_key=payment.gateway_idempotency_key)
+            call.answered(result)
         tries = 0
         if result is None:
             result, tries = _charge_with_retries(payment)
@@ -196,13 +201,20 @@ def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
     for attempt in range(retries + 1):
         release_database_connection()
         try:
-            with gateway_call_observed("charge"):
+            with gateway_call_recorded(
+                kind=RecordedKind.PAYMENT,
+                object_id=payment.pk,
+                operation=GatewayCall.Operation.CHARGE,
+                try_number=attempt + 1,
+                redact=(payment.card_token,),
+            ) as call:
                 result = gateway.charge(
                     token=payment.card_token,
                     amount=payment.amount,
                     currency=payment.currency,
                     idempotency_key=payment.gateway_idempotency_key,
                 )
+                call.answered(result)
             return result, attempt + 1
         except GatewayUnavailable:
             if attempt == retries:
@@ -210,6 +222,8 @@ def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
             delay = min(settings.PAYMENTS_GATEWAY_BACKOFF_CAP, settings.PAYMENTS_GATEWAY_BACKOFF_BASE * 2**attempt)
             delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter spreads retries, it guards nothing
             logger.info("payment %s: gateway unavailable, retry %d in %.2f s", payment.pk, attempt + 1, delay)
+            # The failed try's record borrowed a connection: no sleeping with it.
+            release_database_connection()
             time.sleep(delay)
     raise GatewayError("unreachable")  # the loop returns or raises
 

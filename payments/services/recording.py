@@ -22,6 +22,7 @@ from django.utils import timezone
 from rq import get_current_job
 
 from payments.gateway import GatewayTimeout, GatewayUnavailable, release_database_connection
+from payments.metrics import gateway_call_observed
 from payments.recording import GatewayCall, IdempotentReplay, JobAttempt, StatusPush
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,8 @@ def gateway_call_recorded(
     started_at, started = timezone.now(), time.monotonic()
     error_text = ""
     try:
-        yield call
+        with gateway_call_observed(operation):  # and its metrics (payments/metrics.py)
+            yield call
     except GatewayUnavailable as error:
         call.outcome, error_text = GatewayCall.Outcome.UNAVAILABLE, _error_text(error, *redact)
         raise

@@ -7,7 +7,6 @@ from django.db import transaction
 from django.db.models import Sum
 
 from payments.gateway import GatewayUnavailable, RefundResult, get_gateway, release_database_connection
-from payments.metrics import gateway_call_observed
 from payments.models import (
     REFUNDABLE_STATUSES,
     UNSETTLED_REFUND_STATUSES,
@@ -15,7 +14,9 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
+from payments.recording import GatewayCall, RecordedKind
 from payments.services.dispatch import refund_enqueue
+from payments.services.recording import gateway_call_recorded
 from payments.services.transitions import TransitionNotAllowed, recheck_at_for, refund_transition
 
 logger = logging.getLogger(__name__)
@@ -108,15 +109,21 @@ def refund_process(*, refund_id, actor: str) -> Refund:
     try:
         result = None
         if lookup_first:
-            with gateway_call_observed("refund_outcome"):
+            with gateway_call_recorded(
+                kind=RecordedKind.REFUND, object_id=refund.pk, operation=GatewayCall.Operation.REFUND_OUTCOME
+            ) as call:
                 result = gateway.refund_outcome(idempotency_key=refund.gateway_idempotency_key)
+                call.answered(result)
         if result is None:
-            with gateway_call_observed("refund"):
+            with gateway_call_recorded(
+                kind=RecordedKind.REFUND, object_id=refund.pk, operation=GatewayCall.Operation.REFUND
+            ) as call:
                 result = gateway.refund(
                     charge_reference=refund.payment.gateway_reference,
                     amount=refund.amount,
                     idempotency_key=refund.gateway_idempotency_key,
                 )
+                call.answered(result)
     except GatewayUnavailable:
         if lookup_first:
             return _still_unknown(refund)
