@@ -21,6 +21,7 @@ from payments.services.idempotency import (
     idempotency_record,
     request_fingerprint,
 )
+from payments.services.recording import idempotent_replay_record
 
 
 class InvalidBody(ValidationError):
@@ -35,8 +36,10 @@ def _answer(request, status: int, body: dict, headers: dict) -> Response:
     return Response(links_absolute(body, request), status=status, headers=headers_absolute(headers, request))
 
 
-def _replayed(request, answer: Replay) -> Response:
+def _replayed(request, key: str, answer: Replay) -> Response:
     idempotent_replay_count()
+    # On the payment's flight recorder: a replay is a request too. The replay path only, never the first write.
+    idempotent_replay_record(user=request.user, key=key, status=answer.status, body=answer.body)
     return _answer(request, answer.status, answer.body, {**answer.headers, "Idempotent-Replayed": "true"})
 
 
@@ -121,4 +124,4 @@ class IdempotentWrite:
             answer = idempotency_answer(user=self.request.user, key=self.key, fingerprint=self.fingerprint)
         except IdempotencyKeyReused as error:
             return problem_response(status=422, code="idempotency_key_reused", detail=str(error))
-        return _replayed(self.request, answer) if answer is not None else None
+        return _replayed(self.request, self.key, answer) if answer is not None else None
