@@ -12,6 +12,7 @@ from payments.models import Payment, PaymentStatus
 from payments.recording import JobAttempt
 from tests.conftest import wait_until
 from tests.e2e.conftest import VISA_OK, add_to_cart, expect_status, fill_checkout, pay, screenshot
+from tests.e2e.test_content_security_policy import watch_for_violations
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -37,6 +38,7 @@ def test_staff_reads_a_purchase_on_the_payments_timeline(shop, new_context, espr
 
     # when: a staff member signs in to the admin and opens the payment
     page = new_context().new_page()
+    violations = watch_for_violations(page)
     page.goto(f"{stack.http_url}/admin/payments/payment/{payment_id}/change/")
     page.get_by_label("Username").fill("dana")
     page.get_by_label("Password").fill("correct-horse-battery-9")
@@ -87,3 +89,7 @@ def test_staff_reads_a_purchase_on_the_payments_timeline(shop, new_context, espr
         "Pushed #3 to waiting clients",
     ]
     assert Payment.objects.get(pk=payment_id).status == PaymentStatus.SUCCEEDED
+    # and its styles load under the site's Content-Security-Policy (a stylesheet, no inline style)
+    first_time = timeline.locator(".timeline-at").first
+    assert first_time.evaluate("(cell) => getComputedStyle(cell).whiteSpace") == "nowrap"
+    assert violations == []
