@@ -22,11 +22,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rq import SimpleWorker
 
+from payments.gateway import get_gateway
 from payments.jobs import payment_process_job, refund_process_job
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from payments.recording import GatewayCall, IdempotentReplay, JobAttempt, StatusPush
+from payments.sandbox.gateway import SandboxGateway
 from payments.services.payments import payment_cancel
 from payments.services.refunds import refund_create
+from payments.services.transitions import refund_transition
 from payments.timeline import payment_timeline
 from tests.api.helpers import client_for, create
 
@@ -218,6 +221,59 @@ def test_a_recorder_that_cannot_write_changes_nothing_for_the_payment(make_payme
     assert Payment.objects.get(pk=payment.pk).gateway_reference.startswith("ch_")
     assert JobAttempt.objects.get(object_id=payment.pk).outcome == PaymentStatus.SUCCEEDED
     assert "flight recorder: could not record a gateway call (DatabaseError)" in caplog.text
+
+
+class ConnectionWatchingGateway(SandboxGateway):
+    """The sandbox bank, noting whether the caller's thread held a database connection as each call began."""
+
+    calls: list[tuple[str, bool]] = []
+
+    def _note(self, name: str) -> None:
+        ConnectionWatchingGateway.calls.append((name, connection.connection is not None))
+
+    def charge(self, **kwargs):
+        self._note("charge")
+        return super().charge(**kwargs)
+
+    def refund(self, **kwargs):
+        self._note("refund")
+        return super().refund(**kwargs)
+
+    def refund_outcome(self, **kwargs):
+        self._note("refund_outcome")
+        return super().refund_outcome(**kwargs)
+
+
+@pytest.fixture
+def watched_gateway(settings):
+    settings.PAYMENTS_GATEWAY = f"{__name__}.ConnectionWatchingGateway"
+    get_gateway.cache_clear()
+    ConnectionWatchingGateway.calls = []
+    yield ConnectionWatchingGateway.calls
+    get_gateway.cache_clear()
+
+
+def test_no_bank_call_is_made_holding_a_connection_even_after_a_recorded_one(make_payment, settings, watched_gateway):
+    # given: calls that follow a recorded call in the same job: the transient card's retries, and an unknown
+    # refund's outcome lookup followed by the refund it decides on
+    settings.PAYMENTS_GATEWAY_BACKOFF_BASE = 0.001
+    payment = make_payment(TRANSIENT)
+    payment_process_job(str(payment.pk))
+    refund = refund_create(payment_id=payment.pk, actor=Actor.STAFF, amount=1000)
+    refund_transition(refund_id=refund.pk, to_status=RefundStatus.PROCESSING, actor=Actor.WORKER)
+    refund_transition(refund_id=refund.pk, to_status=RefundStatus.UNKNOWN, actor=Actor.RECONCILER)
+    # when
+    refund_process_job(str(refund.pk))
+    # then: every call began with the thread's connection handed back
+    assert watched_gateway == [
+        ("charge", False),
+        ("charge", False),
+        ("charge", False),
+        ("refund_outcome", False),
+        ("refund", False),
+    ]
+    assert GatewayCall.objects.filter(object_id__in=[payment.pk, refund.pk]).count() == 5
+    assert Refund.objects.get(pk=refund.pk).status == RefundStatus.SUCCEEDED
 
 
 # --- replays, and the accept path's cost --------------------------------------------------------------------
