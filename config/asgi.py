@@ -14,7 +14,7 @@ from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from infrastructure.overrides.daphne import (  # noqa: E402
-    daphne_access_log_without_card_data,
+    daphne_access_log_through_logging,
     daphne_leaves_request_bodies_to_the_application,
     daphne_reason_phrases_of_rfc_9110,
 )
@@ -38,7 +38,7 @@ class BrowserOriginValidator(OriginValidator):
 # before it builds its access-log writer.
 daphne_leaves_request_bodies_to_the_application()
 daphne_reason_phrases_of_rfc_9110()
-daphne_access_log_without_card_data()
+daphne_access_log_through_logging()
 
 application = ProtocolTypeRouter(
     {

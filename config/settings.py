@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every line logged while a request is served carries its id, and every answer says it (X-Request-ID).
+    "infrastructure.middleware.RequestIdMiddleware",
     # RFC 9110's reason phrases (422 Unprocessable Content) on every answer, errors from the layers below included.
     "infrastructure.middleware.ReasonPhraseMiddleware",
     # A problem document's `type` made an absolute URL on the request's origin (infrastructure/problem_types.py).
@@ -404,15 +406,19 @@ CONTENT_SECURITY_POLICY = {
 # Error pages (DEBUG's included), error e-mails and tracebacks hide card fields by name and by content.
 DEFAULT_EXCEPTION_REPORTER = "infrastructure.redaction.CardDataExceptionReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "infrastructure.redaction.CardDataReporterFilter"
+# One line per event, with the request, payment and job ids it belongs to (docs/operations.md, "Logs"): JSON, for
+# machines, unless DJANGO_DEBUG is on (make run), where the same lines are readable text.
+LOG_FORMAT = env("LOG_FORMAT", default="console" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}.")
+# Configures structlog, then applies LOGGING (infrastructure/logs.py).
+LOGGING_CONFIG = "infrastructure.logs.logging_configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         # Scrubs card numbers and card field values from every line, a traceback's included.
-        "plain": {
-            "class": "infrastructure.redaction.CardDataRedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        }
+        "structured": {"()": "infrastructure.logs.formatter", "log_format": LOG_FORMAT},
     },
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
@@ -421,7 +427,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": "structured",
             "filters": ["permission_denied_without_traceback"],
         },
         "mail_admins": {

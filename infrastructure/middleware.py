@@ -3,20 +3,25 @@ answers 503 with Retry-After (problem+json on the API, a page elsewhere) and one
 request it happens (authentication, a lookup, a write). Views that can say more (the checkout's submit, an
 API write that knows nothing was created) catch it themselves first.
 
-And every answer's reason phrase is RFC 9110's (infrastructure/reason_phrases.py)."""
+Every answer's reason phrase is RFC 9110's (infrastructure/reason_phrases.py), and every request has an id, in
+each of its log lines and in its answer's X-Request-ID (infrastructure/logs.py)."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from http import HTTPStatus
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db import OperationalError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import resolve
 from django.utils.deprecation import MiddlewareMixin
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from infrastructure.logs import REQUEST_ID_HEADER, request_id_accept
 from infrastructure.problems import problem_json
 from infrastructure.reason_phrases import RFC_9110_NAMES
 
@@ -91,3 +96,44 @@ class ProbeMiddleware:
             match = resolve(request.path_info)
             return match.func(request, *match.args, **match.kwargs)
         return self.get_response(request)
+
+
+class RequestIdMiddleware:
+    """Gives the request an id (the client's X-Request-ID when it is well formed, else a new one), binds it to
+    every log line written while the request is served (a job it queues carries it on, payments/services/
+    dispatch.py) and answers it in X-Request-ID, which daphne's access log line shows too.
+
+    Nothing bound while a request is served outlives it. Synchronously (WSGI, the test client) the request runs in
+    a copy of the caller's context, so whatever it binds (its id, the payment it creates) is gone when it returns,
+    though the thread serves the next request. Under daphne the chain is asynchronous, each request an asyncio
+    task of its own whose context is its own; its sync parts run on threads with a copy of it."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._serve_async(request)
+        request.request_id = request_id_accept(request.headers.get(REQUEST_ID_HEADER))
+        response = contextvars.copy_context().run(self._serve, request)
+        response[REQUEST_ID_HEADER] = request.request_id
+        return response
+
+    def _serve(self, request):
+        bind_contextvars(request_id=request.request_id)
+        return self.get_response(request)
+
+    async def _serve_async(self, request):
+        request.request_id = request_id_accept(request.headers.get(REQUEST_ID_HEADER))
+        tokens = bind_contextvars(request_id=request.request_id)
+        try:
+            response = await self.get_response(request)
+        finally:
+            reset_contextvars(**tokens)
+        response[REQUEST_ID_HEADER] = request.request_id
+        return response

@@ -1,9 +1,9 @@
 """Card data never in an error page, an error e-mail or a log line.
 
 Django's own filter hides only what the sensitive_* decorators name, and only when DEBUG is off; the filter
-here hides card fields by name and by content, in every mode, and the log formatter scrubs what is left (an
-exception message, a traceback) from every line. Imported by the logging configuration, before the app
-registry is ready: keep its imports light.
+here hides card fields by name and by content, in every mode, and the log formatter (infrastructure/logs.py)
+scrubs what is left (an exception message, a traceback) from every line, JSON or text. Imported by the logging
+configuration, before the app registry is ready: keep its imports light.
 """
 
 from __future__ import annotations
@@ -124,13 +124,6 @@ class CardDataExceptionReporter(ExceptionReporter):
             if frame.get("exc_cause") is not None:
                 frame["exc_cause"] = redact_card_data(str(frame["exc_cause"]))
         return data
-
-
-class CardDataRedactingFormatter(logging.Formatter):
-    """Formats a record (message and traceback) as usual, then hides card numbers and card field values in it."""
-
-    def format(self, record):
-        return redact_card_data(super().format(record))
 
 
 class PermissionDeniedWithoutTraceback(logging.Filter):

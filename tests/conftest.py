@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import os
 import socket
 import subprocess
@@ -50,6 +53,32 @@ def plain_static_storage(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@dataclass
+class LogCapture:
+    stream: io.StringIO
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def lines(self) -> list[dict]:
+        """Every line written, each parsed as the JSON object it must be."""
+        return [json.loads(line) for line in self.text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def json_logs(monkeypatch):
+    """What this process's log handler writes, rendered as production renders it (LOG_FORMAT=json, whatever the
+    environment of the run says), into a buffer instead of stderr."""
+    from infrastructure.logs import formatter
+
+    (handler,) = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    capture = LogCapture(io.StringIO())
+    monkeypatch.setattr(handler, "stream", capture.stream)
+    monkeypatch.setattr(handler, "formatter", formatter("json"))
+    return capture
 
 
 @pytest.fixture

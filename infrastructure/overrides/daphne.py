@@ -14,18 +14,29 @@ Upstream:
 - the access log: no upstream issue found about card data (or secrets) in it; daphne writes the request line
   straight to a stream, past Python's logging. django/daphne#271 (closed) is the maintainers' answer to
   customising it: subclass `AccessLogGenerator` and make it pluggable in the CLI, which it still is not;
-  django/daphne#473 (open) moves the access log to Python's logging, where our formatter would scrub it.
+  django/daphne#473 (open) moves the access log to Python's logging, which is what the subclass here does, so
+  that its lines are JSON (or text) like every other, scrubbed, and carry the request's id.
 - reason phrases: no upstream issue found. ASGI carries no reason phrase, daphne passes only the status code to
   Twisted, and Twisted's table (`twisted.web.http.RESPONSES`) has no 422 or 429.
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import sys
 
+import structlog
+
+from infrastructure.logs import REQUEST_ID_HEADER
 from infrastructure.reason_phrases import reason_phrase
 from infrastructure.redaction import redact_card_data
+
+access_logger = structlog.get_logger("daphne.access")
+# The X-Request-ID of the answer whose access log line is being written: daphne writes the line from inside the
+# request's handle_reply, on the reactor's one thread, and passes the writer no header.
+_answer_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("answer_request_id", default=None)
+_REQUEST_ID_HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")
 
 
 def daphne_leaves_request_bodies_to_the_application() -> None:
@@ -68,19 +79,59 @@ def daphne_reason_phrases_of_rfc_9110() -> None:
     http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
 
 
-def daphne_access_log_without_card_data() -> None:
+def daphne_access_log_through_logging() -> None:
     """daphne writes its access log (the request line, query string included) straight to a stream, past the
-    logging formatter that scrubs card data: a card number or CVC put in a URL would be written as it is. Its
-    CLI builds the log writer after loading the application's module, from the name in daphne.cli, so that
-    name is given a writer that scrubs the line first."""
+    logging formatter: a card number or CVC put in a URL would be written as it is, and the line is neither JSON
+    nor tied to the request's other lines. Its CLI builds the log writer after loading the application's module,
+    from the name in daphne.cli, so that name is given a writer that logs each entry (scrubbed) as an event of
+    the `daphne.access` logger, with the request id the answer carried (RequestIdMiddleware). daphne's
+    --access-log and verbosity still turn it on or off; where the lines go is the logging configuration's.
+
+    The id is read from the answer's headers by daphne's request class, given one that remembers it while the
+    line is written. Composes with the other swaps of the class."""
     cli = sys.modules.get("daphne.cli")
-    if cli is None or getattr(cli.AccessLogGenerator, "scrubs_card_data", False):
+    http_protocol = sys.modules.get("daphne.http_protocol")
+    if cli is None or http_protocol is None or getattr(cli.AccessLogGenerator, "logs_through_logging", False):
         return
 
+    class WebRequest(http_protocol.WebRequest):
+        request_id: str | None = None
+
+        def handle_reply(self, message):
+            if message.get("type") == "http.response.start":
+                for name, value in message.get("headers", ()):
+                    if bytes(name).lower() == _REQUEST_ID_HEADER:
+                        self.request_id = bytes(value).decode("latin-1")
+            token = _answer_request_id.set(self.request_id)
+            try:
+                super().handle_reply(message)
+            finally:
+                _answer_request_id.reset(token)
+
     class AccessLogGenerator(cli.AccessLogGenerator):
-        scrubs_card_data = True
+        logs_through_logging = True
 
-        def write_entry(self, host, date, request, *args, **kwargs):
-            super().write_entry(host, date, redact_card_data(request), *args, **kwargs)
+        def __call__(self, protocol, action, details):
+            if protocol == "http" and action == "complete":
+                self._log(
+                    f"{details['method']} {details['path']}",
+                    client=details["client"],
+                    status=details["status"],
+                    size=details["size"],
+                    duration_ms=round(details["time_taken"] * 1000, 1),
+                )
+            else:  # the WebSocket entries, through write_entry
+                super().__call__(protocol, action, details)
 
+        def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
+            self._log(request, client=host, status=status, size=length)
+
+        @staticmethod
+        def _log(request: str, **fields) -> None:
+            request_id = _answer_request_id.get()
+            if request_id:
+                fields["request_id"] = request_id
+            access_logger.info(redact_card_data(request), **{k: v for k, v in fields.items() if v is not None})
+
+    http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
     cli.AccessLogGenerator = AccessLogGenerator

@@ -2,12 +2,15 @@
 local variables, not in an exception's message."""
 
 import io
+import json
 import logging
 import re
 
 import pytest
+import structlog
 from django.core import mail
 
+from infrastructure.logs import formatter
 from tests.api.helpers import BODY, CARD, create
 
 NUMBER = "4242424242424242"
@@ -64,8 +67,11 @@ def _writing_handlers(logger: logging.Logger) -> list[logging.StreamHandler]:
     return handlers
 
 
+@pytest.mark.parametrize("log_format", ["json", "console"])
 @pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
-def test_server_error_log_never_shows_card_number_or_cvc(api, settings, monkeypatch, failing_card_check, debug):
+def test_server_error_log_never_shows_card_number_or_cvc(
+    api, settings, monkeypatch, failing_card_check, debug, log_format
+):
     settings.DEBUG = debug
     handlers = _writing_handlers(logging.getLogger("django.request"))
     assert handlers
@@ -73,11 +79,63 @@ def test_server_error_log_never_shows_card_number_or_cvc(api, settings, monkeypa
     for handler in handlers:
         streams.append(io.StringIO())
         monkeypatch.setattr(handler, "stream", streams[-1])
+        monkeypatch.setattr(handler, "formatter", formatter(log_format))
     _create_failing(api)
     written = "".join(stream.getvalue() for stream in streams)
     assert "Internal Server Error: /api/v1/payments" in written and "RuntimeError" in written
     assert NUMBER not in written
     assert not _shows_cvc(written)
+    if log_format == "json":
+        (line,) = [line for line in map(json.loads, written.splitlines()) if line["logger"] == "django.request"]
+        assert line["exception"].startswith("Traceback") and "RuntimeError: could not check card" in line["exception"]
+        assert line["request_id"] and line["status_code"] == 500
+
+
+def test_a_structured_events_fields_never_show_card_data(json_logs):
+    class Careless:
+        def __repr__(self):
+            return f"Careless(number={NUMBER}, cvc={CVC})"
+
+    structlog.get_logger("test").info(
+        "careless",
+        payment_id="b11379a2-0ff4-4f65-84d7-59889213147b",
+        amount=2400,
+        note=f"paid with {NUMBER[:4]} {NUMBER[4:8]} {NUMBER[8:12]} {NUMBER[12:]}",
+        body={"card": {"number": NUMBER, "cvc": CVC, "last4": "4242"}},
+        cvc=CVC,
+        number=4242424242424242,
+        digits=[4000000000000002],
+        card_number="5555-5555-5555-4444",
+        object=Careless(),
+        by_number={NUMBER: 1},
+    )
+    (line,) = json_logs.lines()  # one line, and JSON
+    text = json_logs.text
+    for shown in (NUMBER, "4242 4242", "4000000000000002", "5555-5555"):
+        assert shown not in text, shown
+    assert not _shows_cvc(text)
+    # what is not card data is kept as it was
+    assert line["payment_id"] == "b11379a2-0ff4-4f65-84d7-59889213147b"
+    assert line["amount"] == 2400 and line["body"]["card"]["last4"] == "4242"
+
+
+@pytest.mark.parametrize("origin", ["structlog", "stdlib"])
+def test_a_tracebacks_card_data_never_shows_in_a_json_line(json_logs, origin):
+    def charge(number, cvc):
+        raise ValueError(f"bank refused {number} (cvc={cvc})")
+
+    try:
+        charge(NUMBER, CVC)
+    except ValueError:
+        if origin == "structlog":
+            structlog.get_logger("test").exception("charge failed", cvc=CVC)
+        else:
+            logging.getLogger("test").exception("charge failed for %s", NUMBER)
+    (line,) = json_logs.lines()
+    assert line["event"].startswith("charge failed") and line["level"] == "error"
+    assert line["exception"].startswith("Traceback") and "ValueError: bank refused" in line["exception"]
+    assert NUMBER not in json_logs.text
+    assert not _shows_cvc(json_logs.text)
 
 
 @pytest.mark.parametrize(

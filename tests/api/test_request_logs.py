@@ -1,0 +1,67 @@
+"""Every request has an id, in each of its log lines (JSON in production) and in its answer's X-Request-ID
+(issue 14, item 6; docs/operations.md, "Logs")."""
+
+import uuid
+
+import pytest
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        None,
+        "",
+        "x" * 129,  # too long
+        "id with spaces",
+        "id\r\nX-Injected: 1",
+        "<script>",
+        "ünïcode",
+        "4242424242424242",  # a card number is no request id: it would be starred in every line, or leak
+    ],
+    ids=["absent", "empty", "too-long", "spaces", "crlf", "markup", "non-ascii", "card-number"],
+)
+def test_a_request_without_a_well_formed_id_gets_a_new_one(api, sent):
+    headers = {} if sent is None else {"HTTP_X_REQUEST_ID": sent}
+    response = api.get("/api/v1/payments", **headers)
+    assert response.status_code == 200
+    assert _is_uuid(response["X-Request-ID"])
+    assert response["X-Request-ID"] != sent
+
+
+@pytest.mark.parametrize(
+    "sent", ["a", "01JDQ2ZC8T8X8Z1Y3W5V7N9Q4R", "Root-1-67891233-abcdef012345678912345678", "x" * 128]
+)
+def test_a_well_formed_request_id_is_kept(api, sent):
+    assert api.get("/api/v1/payments", HTTP_X_REQUEST_ID=sent)["X-Request-ID"] == sent
+
+
+def test_every_answer_has_a_request_id_errors_included(client, db):
+    for path in ("/", "/nowhere", "/api/v1/payments"):  # a page, a 404, a 401
+        assert _is_uuid(client.get(path)["X-Request-ID"]), path
+
+
+def test_djangos_request_log_line_carries_the_request_id(api, json_logs):
+    # Django writes "Not Found: ..." after the middleware that bound the id has returned: from the request itself.
+    response = api.get(f"/api/v1/payments/{uuid.uuid4()}", HTTP_X_REQUEST_ID="req-404")
+    assert response.status_code == 404
+    (line,) = [line for line in json_logs.lines() if line["logger"] == "django.request"]
+    assert line["request_id"] == "req-404"
+    assert line["status_code"] == 404
+    assert line["level"] == "warning"
+
+
+def test_a_request_leaves_no_id_behind(api, json_logs):
+    import structlog
+
+    api.get("/api/v1/payments", HTTP_X_REQUEST_ID="req-gone")
+    assert structlog.contextvars.get_contextvars() == {}
+    structlog.get_logger("test").info("after the request")
+    (line,) = [line for line in json_logs.lines() if line["event"] == "after the request"]
+    assert "request_id" not in line
