@@ -1,14 +1,14 @@
-import logging
 import signal
 import time
 
+import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from payments.services.reconcile import payments_reconcile
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        self.stdout.write(f"reconciler: every {interval} s")
+        logger.info(f"reconciler: every {interval} s")
         while not stopping:
             close_old_connections()
             try:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import sys
 
+import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
 from infrastructure.overrides.rq_worker import default_name_prefix, run_thread_workers
+
+logger = structlog.get_logger(__name__)
 
 
 class Command(BaseCommand):
@@ -40,7 +43,7 @@ class Command(BaseCommand):
         connections.close_all()
         level = {0: "WARNING", 1: "INFO"}.get(verbosity, "DEBUG")
         prefix = name or default_name_prefix()
-        self.stdout.write(f"payments worker {prefix} (pid {os.getpid()}): {threads} thread(s) on {', '.join(queues)}")
+        logger.info(f"payments worker {prefix} (pid {os.getpid()}): {threads} thread(s) on {', '.join(queues)}")
         failed = run_thread_workers(  # a thread that dies ends the process: its supervisor restarts it whole
             queue_names=queues,
             redis_url=settings.RQ_QUEUES["payments"]["URL"],
@@ -50,5 +53,5 @@ class Command(BaseCommand):
             logging_level=level,
         )
         if failed:
-            self.stderr.write(f"payments worker {prefix} (pid {os.getpid()}): {failed} thread(s) died; exiting 1")
+            logger.error(f"payments worker {prefix} (pid {os.getpid()}): {failed} thread(s) died; exiting 1")
             sys.exit(1)

@@ -17,12 +17,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from prometheus_client.multiprocess import mark_process_dead
 
 from infrastructure.embedded_redis import redis_answers, start_embedded_redis
 from infrastructure.processes import spawn_child, stop_in_order
+
+# What the supervisor does is logged like the rest (JSON or text, LOG_FORMAT), not printed: its lines sit among
+# its children's in the same stream.
+logger = structlog.get_logger(__name__)
 
 # The whole stop, from the signal to the embedded Redis gone. Each stage may use what the later ones do not
 # need: the web server at most WEB_STOP_SECONDS, the workers until STOP_WITHIN_SECONDS minus the reserve of
@@ -70,9 +75,9 @@ class Command(BaseCommand):
         embedded = None
         redis_url = settings.REDIS_URL
         if redis_answers(redis_url):
-            self.stdout.write(f"Redis: using the server at {redis_url}")
+            logger.info(f"Redis: using the server at {redis_url}")
         else:
-            self.stdout.write(f"Redis: nothing answers at {redis_url}; starting the embedded Valkey server")
+            logger.info(f"Redis: nothing answers at {redis_url}; starting the embedded Valkey server")
             embedded, redis_url = start_embedded_redis(redis_url)
 
         metrics_dir = self._fresh_metrics_dir()
@@ -105,18 +110,26 @@ class Command(BaseCommand):
                 child.start(env)
             shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
             base = f"http://{shown_host}:{port}"
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"\n  Shop:   {base}/\n  Admin:  {base}/admin/   (queues: {base}/admin/rq/)\n"
-                    f"  API:    {base}/api/v1/\n  Workers: {workers} process(es) × {settings.PAYMENTS_WORKER_THREADS} "
-                    "thread(s)    Ctrl-C stops everything.\n"
+            if settings.LOG_FORMAT == "console":  # for the person at the terminal; JSON logs get it as an event
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"\n  Shop:   {base}/\n  Admin:  {base}/admin/   (queues: {base}/admin/rq/)\n"
+                        f"  API:    {base}/api/v1/\n  Workers: {workers} process(es) × "
+                        f"{settings.PAYMENTS_WORKER_THREADS} thread(s)    Ctrl-C stops everything.\n"
+                    )
                 )
-            )
+            else:
+                logger.info(
+                    "stack started",
+                    url=f"{base}/",
+                    worker_processes=workers,
+                    worker_threads=settings.PAYMENTS_WORKER_THREADS,
+                )
             embedded = self._supervise(children, env, embedded)
         finally:
             self._stop_all(web, worker_children, reconciler, embedded)
         if self._stop_signal is None:
-            self.stderr.write("stopped because the web server exited (see above)")
+            logger.error("stopped because the web server exited (see above)")
         sys.stdout.flush()
         sys.stderr.flush()
         # Nothing of ours is left to clean up, and tearing down the interpreter (a thousand modules) took 1-2 s
@@ -147,7 +160,7 @@ class Command(BaseCommand):
             if embedded is not None and not embedded.is_running():
                 # Started again at once on the same port, empty: the workers reconnect and register again, and
                 # the reconciler re-drives from the database whatever was queued.
-                self.stderr.write("embedded Redis exited; starting it again (empty)")
+                logger.warning("embedded Redis exited; starting it again (empty)")
                 embedded.stop(timeout=0)
                 embedded, _ = start_embedded_redis(env["REDIS_URL"])
             for child in children:
@@ -161,11 +174,15 @@ class Command(BaseCommand):
                 # Its live gauges (open sockets) stop counting; its counters stay in the sums.
                 mark_process_dead(child.process.pid, env["PROMETHEUS_MULTIPROC_DIR"])
                 if not child.restart:
-                    self.stderr.write(f"{child.name} exited with {code}; stopping everything")
+                    logger.error(f"{child.name} exited with {code}; stopping everything", child=child.name, code=code)
                     return embedded
                 if now - child.started_at >= RAN_LONG_ENOUGH_SECONDS:
                     child.restart_delay = RESTART_DELAY_SECONDS
-                self.stderr.write(f"{child.name} exited with {code}; starting it again in {child.restart_delay:g} s")
+                logger.warning(
+                    f"{child.name} exited with {code}; starting it again in {child.restart_delay:g} s",
+                    child=child.name,
+                    code=code,
+                )
                 child.restart_at = now + child.restart_delay
                 child.restart_delay = min(child.restart_delay * 2, RESTART_DELAY_MAX_SECONDS)
             time.sleep(0.2)
@@ -173,7 +190,7 @@ class Command(BaseCommand):
 
     def _stop_all(self, web: Child, workers: list[Child], reconciler: Child, embedded) -> None:
         reason = signal.Signals(self._stop_signal).name if self._stop_signal else "a child exited"
-        self.stdout.write(f"Stopping ({reason}): web, then workers, then reconciler, then Redis")
+        logger.info(f"Stopping ({reason}): web, then workers, then reconciler, then Redis")
         stages = [
             ("web", [web.process], STOP_WITHIN_SECONDS - WEB_STOP_SECONDS),
             ("workers", [child.process for child in workers], RECONCILER_STOP_SECONDS + REDIS_STOP_SECONDS),
@@ -181,7 +198,7 @@ class Command(BaseCommand):
         ]
         if embedded is not None:
             stages.append(("embedded Redis", [embedded.process], 0.0))
-        stopped = stop_in_order(stages, within=STOP_WITHIN_SECONDS, report=self.stdout.write)
+        stopped = stop_in_order(stages, within=STOP_WITHIN_SECONDS, report=logger.info)
         if embedded is not None:
             embedded.stop(timeout=0)  # already stopped above: this only removes its data directory
-        self.stdout.write(f"Stopped {stopped} process(es).")
+        logger.info(f"Stopped {stopped} process(es).")
