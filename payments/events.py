@@ -18,14 +18,14 @@ where it does.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 
+import structlog
 from django.db import transaction
 from django.dispatch import Signal
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 PAYMENT = "payment"
 REFUND = "refund"
@@ -56,6 +56,15 @@ def status_change_emit(change: StatusChange) -> None:
 
 
 def _announce(change: StatusChange) -> None:
+    logger.info(
+        f"{change.kind} status changed",
+        payment_id=change.payment_id,
+        **({"refund_id": change.object_id} if change.kind == REFUND else {}),
+        from_status=change.from_status,
+        to_status=change.to_status,
+        seq=change.seq,
+        actor=change.actor,
+    )
     for receiver, result in status_changed.send_robust(sender=StatusChange, change=change):
         if isinstance(result, Exception):
             logger.error(

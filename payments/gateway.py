@@ -7,10 +7,12 @@ that may time out.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
+import structlog
 from django.conf import settings
 from django.db import connection
 from django.utils.module_loading import import_string
@@ -90,9 +92,88 @@ def decline_message(code: str) -> str:
     return DECLINE_MESSAGES.get(code, DECLINE_MESSAGES["card_declined"])
 
 
+logger = structlog.get_logger(__name__)
+
+
+class LoggedGateway:
+    """The configured gateway, with one log line per call: the operation, how long it took, and what came back
+    (approved or not, the reference, the decline code) or what was raised. The line carries the ids bound by the
+    caller (the job's payment_id, request_id: infrastructure/logs.py); never the card, nor its token."""
+
+    def __init__(self, gateway: PaymentGateway):
+        self.gateway = gateway
+
+    def __getattr__(self, name):  # anything else a gateway offers, unlogged
+        return getattr(self.gateway, name)
+
+    def tokenize(self, card: CardDetails) -> CardToken:
+        return self._call("tokenize", {}, lambda: self.gateway.tokenize(card))
+
+    def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+        fields = {"amount": amount, "currency": currency, "idempotency_key": idempotency_key}
+        return self._call(
+            "charge",
+            fields,
+            lambda: self.gateway.charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key),
+        )
+
+    def charge_outcome(self, *, idempotency_key: str) -> ChargeResult | None:
+        key = {"idempotency_key": idempotency_key}
+        return self._call("charge_outcome", key, lambda: self.gateway.charge_outcome(idempotency_key=idempotency_key))
+
+    def refund(self, *, charge_reference: str, amount: int, idempotency_key: str) -> RefundResult:
+        fields = {"amount": amount, "charge_reference": charge_reference, "idempotency_key": idempotency_key}
+        return self._call(
+            "refund",
+            fields,
+            lambda: self.gateway.refund(
+                charge_reference=charge_reference, amount=amount, idempotency_key=idempotency_key
+            ),
+        )
+
+    def refund_outcome(self, *, idempotency_key: str) -> RefundResult | None:
+        key = {"idempotency_key": idempotency_key}
+        return self._call("refund_outcome", key, lambda: self.gateway.refund_outcome(idempotency_key=idempotency_key))
+
+    @staticmethod
+    def _call(operation: str, fields: dict, call):
+        started = time.monotonic()
+        try:
+            result = call()
+        except Exception as error:
+            logger.warning(
+                "gateway call failed",
+                operation=operation,
+                error=f"{type(error).__name__}: {error}",
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                **fields,
+            )
+            raise
+        logger.info(
+            "gateway call",
+            operation=operation,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            **fields,
+            **_outcome(result),
+        )
+        return result
+
+
+def _outcome(result) -> dict:
+    if result is None:
+        return {"outcome": "no record"}
+    if isinstance(result, CardToken):
+        return {"outcome": "tokenized", "card_brand": result.brand}
+    outcome = {"outcome": "approved" if result.approved else "declined", "reference": result.reference}
+    code = getattr(result, "decline_code", "") or getattr(result, "failure_code", "")
+    if code:
+        outcome["code"] = code
+    return outcome
+
+
 @cache
 def get_gateway() -> PaymentGateway:
-    return import_string(settings.PAYMENTS_GATEWAY)()
+    return LoggedGateway(import_string(settings.PAYMENTS_GATEWAY)())
 
 
 def release_database_connection() -> None:

@@ -6,9 +6,9 @@ can drop at any time, so every client also reads the database (on connect, on re
 
 from __future__ import annotations
 
-import logging
 import time
 
+import structlog
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from infrastructure.overrides.push_loop import PushLoop
 from payments.metrics import push_count
 from payments.services.recording import status_push_record
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 STATUS_MESSAGE_TYPE = "payment.status"
 # A push that takes longer than this is given up: the client reads the database anyway.
@@ -33,7 +33,10 @@ _push_loop = PushLoop()
 
 
 def payment_push_status(payload: dict) -> bool:
-    """Send the document to the payment's group; True if the channel layer took it."""
+    """Send the document to the payment's group; True if the channel layer took it. The line is written here, on
+    the pushing thread, not on the push loop's: this thread's context holds the ids of the job or request that
+    made the change (infrastructure/logs.py)."""
+    fields = {"payment_id": str(payload["id"]), "seq": payload["seq"], "status": payload["status"]}
     try:
         _push_loop.run(
             get_channel_layer().group_send(
@@ -43,14 +46,10 @@ def payment_push_status(payload: dict) -> bool:
         )
     except Exception:
         push_count(sent=False)
-        logger.warning(
-            "push for payment %s seq %s failed; clients catch up from the database",
-            payload["id"],
-            payload["seq"],
-            exc_info=True,
-        )
+        logger.warning("push failed; clients catch up from the database", exc_info=True, **fields)
         return False
     push_count(sent=True)
+    logger.info("push sent", **fields)
     return True
 
 

@@ -37,6 +37,7 @@ Upstream:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import secrets
@@ -50,6 +51,7 @@ from rq import worker_registration
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker, Worker
+from structlog.contextvars import bind_contextvars
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,22 @@ class ThreadWorker(SimpleWorker):
 
     def _install_signal_handlers(self) -> None:
         """Signals belong to the process's main thread (`run_thread_workers`), which stops every thread."""
+
+    def perform_job(self, job, queue) -> bool:
+        """RQ's, with every line logged while the job runs (RQ's own, the job's) carrying its id, this worker's
+        name and the id of the request that queued it (job.meta, payments/services/dispatch.py). Context
+        variables are per thread: the jobs on the other threads keep theirs (infrastructure/logs.py)."""
+        return contextvars.copy_context().run(self._perform_job_with_ids, job, queue)
+
+    def _perform_job_with_ids(self, job, queue) -> bool:
+        # In a copy of the thread's context: whatever the job binds is gone with it, and the next job on this
+        # thread starts from nothing of it.
+        ids = {"job_id": job.id, "worker": self.name}
+        request_id = (job.meta or {}).get("request_id")
+        if request_id:
+            ids["request_id"] = request_id
+        bind_contextvars(**ids)
+        return super().perform_job(job, queue)
 
     def subscribe(self) -> None:
         """No per-worker command channel: it would cost a thread and a Redis connection per job slot. Stop

@@ -1,4 +1,9 @@
-"""Putting payment and refund jobs on the queue. Jobs carry an id only: no card data ever reaches Redis."""
+"""Putting payment and refund jobs on the queue. Jobs carry an id only: no card data ever reaches Redis.
+
+A job also carries, in its meta, the id of the request that queued it (when one did), so that the worker's log
+lines for it show the same request id as the web server's (infrastructure/logs.py). Not an argument: the job's
+signature and id stay what every enqueuer (the reconciler, make chaos, make bench) already uses.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import django_rq
 import redis
 from django.conf import settings
 from redis.exceptions import RedisError
+from structlog.contextvars import get_contextvars
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +56,19 @@ def payments_queue():
 
 def job_options(func: str, object_id, *, job_id: str) -> dict:
     """The options of every job on the payments queue, as `Queue.enqueue` takes them: its own id, the job
-    timeout, how long RQ keeps its result and its failure, and a description naming the job and its object."""
-    return {
+    timeout, how long RQ keeps its result and its failure, a description naming the job and its object, and the
+    id of the request being served, if any (the worker binds it to the job's log lines)."""
+    options = {
         "job_id": job_id,
         "job_timeout": settings.PAYMENTS_JOB_TIMEOUT,
         "result_ttl": 24 * 3600,
         "failure_ttl": 7 * 24 * 3600,
         "description": f"{func.rsplit('.', 1)[1]} {object_id}",
     }
+    request_id = get_contextvars().get("request_id")
+    if request_id:
+        options["meta"] = {"request_id": request_id}
+    return options
 
 
 def _waiting_in_queue(queue, job_id: str) -> bool:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import logging
 import random
 import time
 import uuid
 from functools import partial
 
+import structlog
 from django.conf import settings
 from django.db import transaction
 
@@ -27,7 +27,7 @@ from payments.services.recording import gateway_call_recorded
 from payments.services.risk import payment_risk_assess
 from payments.services.transitions import TransitionNotAllowed, payment_transition, recheck_at_for
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def payment_create(
@@ -85,11 +85,24 @@ def payment_create(
             actor_user=actor_user,
             reason="payment recorded",
         )
-        transaction.on_commit(partial(payment_enqueue, payment_id=payment.id))
+        transaction.on_commit(partial(_payment_recorded, payment))
         # Counted once it is durable: a submit that rolls back (a lost key race, sold out) was never accepted.
         # Robust: a metric that fails is logged, never an error for a payment already committed.
         transaction.on_commit(partial(payment_accepted_count, actor), robust=True)
     return payment
+
+
+def _payment_recorded(payment: Payment) -> None:
+    # After commit: a payment whose transaction rolled back (an Idempotency-Key's race) was never recorded.
+    logger.info(
+        "payment recorded",
+        payment_id=str(payment.id),
+        amount=payment.amount,
+        currency=payment.currency,
+        card_brand=payment.card_brand,
+        order_id=payment.order_id,
+    )
+    payment_enqueue(payment_id=payment.id)
 
 
 def payment_cancel(*, payment_id, actor: str, actor_user=None, reason: str = "canceled") -> Payment:

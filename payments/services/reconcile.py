@@ -11,13 +11,14 @@ Everything it queues is safe to run twice, so two reconcilers at once do no harm
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from django.db import DatabaseError
 from django.utils import timezone
+from structlog.contextvars import bound_contextvars
 
 from payments.metrics import reconciler_pass_count
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
@@ -25,7 +26,7 @@ from payments.services.dispatch import payment_enqueue, refund_enqueue
 from payments.services.idempotency import idempotency_purge_expired
 from payments.services.transitions import TransitionNotAllowed, payment_transition, recheck_at_for, refund_transition
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 # Payments and refunds share these three unsettled states (same names in both machines).
 UNSETTLED = (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.UNKNOWN)
 
@@ -36,6 +37,7 @@ class _Unsettled:
 
     name: str
     model: type
+    id_field: str  # the name its id has in log lines
     mark_unknown: Callable[..., object]
     enqueue: Callable[..., bool]
 
@@ -62,12 +64,14 @@ KINDS = (
     _Unsettled(
         "payments",
         Payment,
+        "payment_id",
         _mark_payment_unknown,
         lambda object_id: payment_enqueue(payment_id=object_id, unless_queued=True),
     ),
     _Unsettled(
         "refunds",
         Refund,
+        "refund_id",
         _mark_refund_unknown,
         lambda object_id: refund_enqueue(refund_id=object_id, unless_queued=True),
     ),
@@ -77,13 +81,15 @@ KINDS = (
 def _drive(kind: _Unsettled, *, now, limit: int, done: Counter) -> None:
     due = kind.model.objects.filter(status__in=UNSETTLED, recheck_at__lte=now).order_by("recheck_at")
     for object_id, status in due.values_list("id", "status")[:limit]:
-        try:
-            _drive_one(kind, object_id, status, done)
-        except DatabaseError as error:
-            # One row held by a stalled transaction (a worker paused inside tx 2) must not stall the rest: its
-            # lock wait times out, and the next pass tries it again.
-            logger.warning("reconciler: %s %s skipped this pass (%s)", kind.name, object_id, type(error).__name__)
-            done[f"{kind.name}_skipped_busy"] += 1
+        # Every line about it (its transition, the enqueue) carries its id: `grep <payment id>` finds them.
+        with bound_contextvars(**{kind.id_field: str(object_id)}):
+            try:
+                _drive_one(kind, object_id, status, done)
+            except DatabaseError as error:
+                # One row held by a stalled transaction (a worker paused inside tx 2) must not stall the rest: its
+                # lock wait times out, and the next pass tries it again.
+                logger.warning("reconciler: %s %s skipped this pass (%s)", kind.name, object_id, type(error).__name__)
+                done[f"{kind.name}_skipped_busy"] += 1
 
 
 def _drive_one(kind: _Unsettled, object_id, status: str, done: Counter) -> None:
@@ -98,6 +104,7 @@ def _drive_one(kind: _Unsettled, object_id, status: str, done: Counter) -> None:
     kind.model.objects.filter(pk=object_id, status=waiting).update(recheck_at=recheck_at_for(waiting))
     if kind.enqueue(object_id):
         done[f"{kind.name}_requeued"] += 1
+        logger.info("reconciler: queued its job again", found=status)
 
 
 # Housekeeping of higher apps, run on each pass: they register here (in their AppConfig.ready) because this

@@ -5,6 +5,7 @@ from functools import partial
 
 from django.db import transaction
 from django.db.models import Sum
+from structlog.contextvars import bound_contextvars
 
 from payments.gateway import GatewayUnavailable, RefundResult, get_gateway, release_database_connection
 from payments.models import (
@@ -90,6 +91,12 @@ def refund_process(*, refund_id, actor: str) -> Refund:
     """The refund's job, like the payment's: tx 1, the bank call outside any transaction, tx 2. An unknown
     refund is settled by asking the bank about its key, then (if it has no record) asking again with it."""
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    # Its lines carry the payment's id too: one grep of a payment's id shows its refunds' lives.
+    with bound_contextvars(payment_id=str(refund.payment_id), refund_id=str(refund.pk)):
+        return _refund_process(refund, actor)
+
+
+def _refund_process(refund: Refund, actor: str) -> Refund:
     gateway = get_gateway()
     if refund.status == RefundStatus.PENDING:
         try:

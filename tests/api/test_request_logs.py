@@ -1,9 +1,13 @@
-"""Every request has an id, in each of its log lines (JSON in production) and in its answer's X-Request-ID
-(issue 14, item 6; docs/operations.md, "Logs")."""
+"""Every request has an id, in each of its log lines (JSON in production) and in its answer's X-Request-ID; a
+payment's lines carry its id; the job a request queues carries the request's id to the worker (issue 14, item 6;
+docs/operations.md, "Logs")."""
 
 import uuid
 
+import django_rq
 import pytest
+
+from tests.api.helpers import BODY
 
 
 def _is_uuid(value: str) -> bool:
@@ -11,6 +15,32 @@ def _is_uuid(value: str) -> bool:
         return str(uuid.UUID(value)) == value
     except ValueError:
         return False
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the payment's line and its enqueue run after commit
+def test_a_payment_create_logs_json_lines_with_its_request_id_and_payment_id(api, json_logs):
+    # given
+    request_id = "checkout-7f3a9c.retry_1"
+    # when
+    response = api.post(
+        "/api/v1/payments", BODY, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()), HTTP_X_REQUEST_ID=request_id
+    )
+    # then
+    assert response.status_code == 202, response.content
+    assert response["X-Request-ID"] == request_id
+    payment_id = response.json()["id"]
+    lines = json_logs.lines()
+    (recorded,) = [line for line in lines if line["event"] == "payment recorded"]
+    assert recorded["payment_id"] == payment_id
+    assert recorded["request_id"] == request_id
+    assert recorded["level"] == "info" and recorded["logger"] == "payments.services.payments"
+    assert {"timestamp", "amount", "currency"} <= set(recorded)
+    # and the job it queued carries the request's id to the worker, under the job id it always had
+    job = django_rq.get_queue("payments").fetch_job(f"payment-{payment_id}")
+    assert job.meta == {"request_id": request_id}
+    assert job.args == (payment_id,)
+    # and no line shows the card
+    assert BODY["card"]["number"] not in json_logs.text
 
 
 @pytest.mark.parametrize(
