@@ -6,6 +6,7 @@ Real processes, as `make run` starts them but with LOG_FORMAT=json, each writing
 (tests/conftest.py, live_stack_factory)."""
 
 import json
+import re
 import uuid
 from datetime import timedelta
 
@@ -140,3 +141,22 @@ def _token() -> str:
     from rest_framework.authtoken.models import Token
 
     return Token.objects.get(user=client_for("merchant").user).key
+
+
+def test_a_server_errors_traceback_in_the_logs_shows_no_card(live_stack_factory):
+    stack = live_stack_factory(application="tests.integration.careless_asgi:application", LOG_FORMAT="json")
+    card = {**BODY["card"], "number": "4000056655665556", "cvc": "7391"}
+    response = httpx.post(
+        f"{stack.http_url}/api/v1/payments",
+        json={**BODY, "card": card},
+        headers={"Authorization": f"Token {_token()}", "Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": "boom"},
+        timeout=10,
+    )
+    assert response.status_code == 500 and response.headers["X-Request-ID"] == "boom"
+    lines = _log_lines(stack)
+    (error,) = [line for line in lines if line["logger"] == "django.request" and line["level"] == "error"]
+    assert error["request_id"] == "boom" and error["status_code"] == 500
+    assert "RuntimeError: could not check card" in error["exception"] and "Traceback" in error["exception"]
+    text = stack.logs()
+    assert "4000056655665556" not in text and "4000 0566" not in text
+    assert re.search(r"(?<![0-9A-Za-z])7391(?![0-9A-Za-z])", text) is None  # the CVC
