@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from rest_framework.authtoken.models import TokenProxy
 
+from payments.admin_changelist import PaymentChangelistAdmin
 from payments.currencies import format_money
 from payments.models import Actor, BlockedCard, Payment, PaymentEvent, PaymentStatus, Refund
 from payments.services.payments import payment_cancel
@@ -152,30 +153,14 @@ CANCEL_ACTION = StaffAction(
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(PaymentChangelistAdmin):
     """Read-only: a payment's status changes only through the payment services, which the actions below call
-    after a confirmation page, for staff holding refund_payment / cancel_payment, recording who asked."""
+    after a confirmation page, for staff holding refund_payment / cancel_payment, recording who asked. The list
+    itself: payments/admin_changelist.py."""
 
-    list_display = ("id", "status", "display_amount", "currency", "card", "order", "failure", "created_at")
-    list_filter = ("status", "currency", "card_brand", "decline_code", "created_at")
-    search_fields = ("=id", "card_last4", "order__number", "order__email", "gateway_reference")
-    date_hierarchy = "created_at"
-    list_select_related = ("order",)
     inlines = [PaymentEventInline, RefundInline]
     actions = ["refund_in_full", "cancel_pending"]
     action_confirmation_template = "admin/payments/payment/action_confirmation.html"
-
-    @admin.display(description="Amount", ordering="amount")
-    def display_amount(self, obj):
-        return format_money(obj.amount, obj.currency)
-
-    @admin.display(description="Card")
-    def card(self, obj):
-        return f"{obj.card_brand} •••• {obj.card_last4}"
-
-    @admin.display(description="Failure")
-    def failure(self, obj):
-        return " / ".join(filter(None, [obj.failure_code, obj.decline_code]))
 
     # The vault token charges the card through our gateway: staff have no use for it, so no page shows it.
     exclude = ("card_token",)

@@ -14,6 +14,9 @@ from payments.currencies import currency_exponent
 from payments.models import BlockedCard, Payment
 
 DEFAULT_LIMIT_MAJOR_UNITS = 5_000
+# Every rule that can refuse a payment ({rule: what staff read}); a refusal's rule is recorded in the failing
+# transition's event data ({"risk_rule": rule}), which the admin's list filters on.
+RISK_RULES = {"block_list": "Block list", "amount_limit": "Amount limit", "velocity": "Velocity"}
 
 
 @dataclass(frozen=True)
