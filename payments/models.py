@@ -113,6 +113,7 @@ class Payment(models.Model):
         permissions = [
             ("refund_payment", "Can refund payments"),
             ("cancel_payment", "Can cancel pending payments"),
+            ("settle_payment", "Can ask the bank now about unknown or stuck payments"),
             ("manage_queues", "Can see and manage the job queues (/admin/rq/)"),
         ]
         constraints = [

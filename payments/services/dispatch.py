@@ -77,28 +77,41 @@ def _waiting_in_queue(queue, job_id: str) -> bool:
     return queue.connection.lpos(queue.key, job_id) is not None
 
 
-def _enqueue(func: str, object_id, job_id: str, *, unless_queued: bool) -> bool:
+def _enqueue(func: str, object_id, job_id: str, *, unless_queued: bool, at_front: bool = False) -> bool:
     """Enqueue; on a Redis failure log and return False (the record is durable; the reconciler re-drives).
 
     One job id per object, so the reconciler can see whether its job is still waiting in the queue. A job
     that runs twice is harmless (every job re-checks the state it finds) but wasteful, hence `unless_queued`.
+    `at_front` (a staff user asking about one payment now, on a day the queue is long) puts the job at the head of
+    the queue; a copy already waiting further back is then taken out, so the job runs once (or, if a worker took
+    one copy in between, twice: harmless).
     """
     try:
         queue = payments_queue()
-        if unless_queued and _waiting_in_queue(queue, job_id):
+        if unless_queued and not at_front and _waiting_in_queue(queue, job_id):
             return False
         # One round trip: RQ sends the queue's registration and the job in two otherwise.
         with queue.connection.pipeline() as pipeline:
-            queue.enqueue(func, str(object_id), pipeline=pipeline, **job_options(func, object_id, job_id=job_id))
+            queue.enqueue(
+                func,
+                str(object_id),
+                pipeline=pipeline,
+                at_front=at_front,
+                **job_options(func, object_id, job_id=job_id),
+            )
             pipeline.execute()
+        # Added first, removed second: the job is never in no list at all. (RQ's enqueue opens its own MULTI, so
+        # the removal cannot share the pipeline.)
+        if at_front and queue.connection.lpos(queue.key, job_id, rank=2) is not None:
+            queue.connection.lrem(queue.key, -1, job_id)
         return True
     except RedisError:
         logger.exception("could not enqueue %s; it is re-driven by the reconciler", job_id)
         return False
 
 
-def payment_enqueue(*, payment_id, unless_queued: bool = False) -> bool:
-    return _enqueue(PAYMENT_JOB, payment_id, payment_job_id(payment_id), unless_queued=unless_queued)
+def payment_enqueue(*, payment_id, unless_queued: bool = False, at_front: bool = False) -> bool:
+    return _enqueue(PAYMENT_JOB, payment_id, payment_job_id(payment_id), unless_queued=unless_queued, at_front=at_front)
 
 
 def refund_enqueue(*, refund_id, unless_queued: bool = False) -> bool:
@@ -112,3 +125,45 @@ def payments_backlog() -> int | None:
         return payments_queue().count
     except RedisError:
         return None
+
+
+class QueueUnavailable(Exception):
+    """Redis did not answer a question about the queue."""
+
+
+_JOB_FUNCTIONS = {"payment": PAYMENT_JOB, "refund": REFUND_JOB}
+
+
+def failed_jobs_among(job_ids: list[str]) -> set[str]:
+    """Which of these job ids are in the payments queue's failed job registry (one round trip)."""
+    if not job_ids:
+        return set()
+    try:
+        queue = payments_queue()
+        with queue.connection.pipeline(transaction=False) as pipeline:
+            for job_id in job_ids:
+                pipeline.zscore(queue.failed_job_registry.key, job_id)
+            scores = pipeline.execute()
+    except RedisError as error:
+        raise QueueUnavailable(str(error)) from error
+    return {job_id for job_id, score in zip(job_ids, scores, strict=True) if score is not None}
+
+
+def failed_job_requeue(*, job_id: str) -> bool:
+    """Take a failed payment or refund job out of the failed job registry and queue it again through the same
+    path as every other enqueue (a fresh job: the options of today, the id of always). False when it is no longer
+    there (someone re-queued it first, or it expired): the ZREM decides, so two staff users re-queue it once.
+
+    If Redis fails between the two steps the job is in neither place; the record is durable and the reconciler
+    re-drives it, as after any lost enqueue."""
+    kind, _, object_id = job_id.partition("-")
+    func = _JOB_FUNCTIONS.get(kind)
+    if func is None or not object_id:
+        raise ValueError(f"{job_id!r} is not a payment or refund job")
+    try:
+        queue = payments_queue()
+        if not queue.connection.zrem(queue.failed_job_registry.key, job_id):
+            return False
+    except RedisError as error:
+        raise QueueUnavailable(str(error)) from error
+    return _enqueue(func, object_id, job_id, unless_queued=True)

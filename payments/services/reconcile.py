@@ -107,6 +107,44 @@ def _drive_one(kind: _Unsettled, object_id, status: str, done: Counter) -> None:
         logger.info("reconciler: queued its job again", found=status)
 
 
+class NothingToAsk(Exception):
+    """A staff user asked the bank about a payment that is not unknown or stuck: nothing was done."""
+
+
+def payment_ask_bank_now(*, payment_id, actor_user) -> bool:
+    """What the reconciler does for an unsettled payment past its recheck time, done now for one payment on a staff
+    user's word: a pending payment's job, or an unknown payment's settle job (which asks the bank about the
+    payment's idempotency key), goes to the head of the queue; a processing payment whose worker's lease has run
+    out becomes unknown first (the transition names the staff user) and is then settled the same way.
+
+    Refused (NothingToAsk) for a payment with an outcome, and for one a live worker still holds: its lease is what
+    stops two askers charging at once, so staff wait for it as the reconciler does. Returns whether the job was
+    queued (False: Redis did not take it; the reconciler queues it on its next pass)."""
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.status == PaymentStatus.PROCESSING:
+        try:
+            payment_transition(
+                payment_id=payment.pk,
+                to_status=PaymentStatus.UNKNOWN,
+                actor=Actor.STAFF,
+                actor_user=actor_user,
+                reason="the worker's lease ran out before it recorded an answer; staff asked the bank now",
+                # The lease is the fence, checked under the row's lock: a live worker's payment is not taken.
+                fence={"status": PaymentStatus.PROCESSING, "recheck_at__lte": timezone.now()},
+            )
+        except TransitionNotAllowed as refused:
+            if refused.obj.status == PaymentStatus.PROCESSING:
+                until = f"{refused.obj.recheck_at:%H:%M:%S} UTC" if refused.obj.recheck_at else "its lease ends"
+                raise NothingToAsk(f"a worker holds it until {until}; ask again after that") from None
+            raise NothingToAsk(f"it is {refused.obj.status} now") from None
+    elif payment.status not in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
+        raise NothingToAsk(f"it is {payment.status}: there is nothing to ask")
+    # As the reconciler: look again later in any case, in case this job is lost too.
+    waiting = PaymentStatus.PENDING if payment.status == PaymentStatus.PENDING else PaymentStatus.UNKNOWN
+    Payment.objects.filter(pk=payment.pk, status=waiting).update(recheck_at=recheck_at_for(waiting))
+    return payment_enqueue(payment_id=payment.pk, at_front=True)
+
+
 # Housekeeping of higher apps, run on each pass: they register here (in their AppConfig.ready) because this
 # app may not import them. Each task returns {counter name: count}.
 _HOUSEKEEPING: list[Callable[[], dict[str, int]]] = []
