@@ -45,3 +45,27 @@ def format_money(amount: int, currency: str) -> str:
     text = f"{value:,.{exponent}f}"
     symbol = CURRENCY_SYMBOLS.get(currency)
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def format_major_units(amount: int, currency: str) -> str:
+    """An amount in minor units as a plain number in major units, as a person types it: 2400 USD → "24.00"."""
+    exponent = SUPPORTED_CURRENCIES.get(currency, 2)
+    return f"{Decimal(amount).scaleb(-exponent):.{exponent}f}"
+
+
+def parse_major_units(text: str, currency: str) -> int:
+    """What a person typed ("24", "24.5", "24.50") in minor units of `currency`; CurrencyError says what is wrong
+    with it. Digits and one decimal point only: "12,50" is refused rather than guessed at."""
+    exponent = SUPPORTED_CURRENCIES.get(currency, 2)
+    text = text.strip()
+    if len(text) > 30:
+        raise CurrencyError(f"The amount is above the largest single payment we take in {currency}.")
+    whole, point, fraction = text.partition(".")
+    if not (whole.isascii() and whole.isdecimal()) or (point and not (fraction.isascii() and fraction.isdecimal())):
+        example = format_major_units(1250 * 10 ** max(exponent - 2, 0), currency)
+        raise CurrencyError(f"Enter an amount in {currency} like {example}: digits, and a point before any decimals.")
+    if len(fraction) > exponent:
+        raise CurrencyError(
+            f"{currency} has no decimals." if exponent == 0 else f"{currency} has at most {exponent} decimals."
+        )
+    return int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or 0)

@@ -6,6 +6,8 @@ permissions; refunds run against the sandbox bank the way the worker runs them.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import django_rq
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -14,13 +16,16 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from checkout.models import Order, OrderStatus
-from payments.admin import MAX_PAYMENTS_PER_ACTION
+from payments.admin_actions import MAX_PAYMENTS_PER_ACTION
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from payments.sandbox.models import Charge
+from payments.services.dispatch import PAYMENT_JOB, payment_enqueue, payments_queue
 from payments.services.payments import payment_process
 from payments.services.refunds import refund_create, refund_process
+from payments.services.transitions import payment_transition
 from tests.conftest import VISA_DECLINED
 from tests.payments.bank import credits_for
 
@@ -504,3 +509,387 @@ def test_no_admin_page_lists_api_tokens_even_to_staff_allowed_to_view_them(db):
     # then: there is no token page to read it from
     assert browser.get("/admin/authtoken/tokenproxy/").status_code == 404
     assert token.key not in browser.get("/admin/").content.decode()
+
+
+# --- refund an amount: part or the rest ---------------------------------------------------------------------
+
+REFUND_AMOUNT_FORM = "admin/payments/payment/refund_amount_form.html"
+
+
+def review_refund(client: Client, amounts: dict, **extra):
+    """What the amount form's "Review refund" posts: {payment: the amount typed, in major units}."""
+    data = {
+        "action": "refund_amount",
+        "step": "review",
+        "_selected_action": [str(p.pk) for p in amounts],
+        **{f"refund_amount-{p.pk}": text for p, text in amounts.items()},
+        **extra,
+    }
+    return client.post(reverse(CHANGELIST), data, follow=True)
+
+
+def confirm_refund_amount(client: Client, amounts: dict, seen: dict):
+    """What the confirmation page's "Yes, refund" posts for refund_amount: the amount, and what was left."""
+    data = {
+        "action": "refund_amount",
+        "post": "yes",
+        "_selected_action": [str(p.pk) for p in amounts],
+        **{f"confirmed_amount-{p.pk}": str(amount) for p, amount in amounts.items()},
+        **{f"refundable_seen-{p.pk}": str(left) for p, left in seen.items()},
+    }
+    return client.post(reverse(CHANGELIST), data, follow=True)
+
+
+def test_refund_amount_asks_how_much_defaulting_to_what_is_left(staff, paid_payment):
+    # given: a payment with $4.00 of its $24.00 already refunded
+    payment = paid_payment(amount=2400)
+    refund_process(refund_id=refund_create(payment_id=payment.pk, actor=Actor.API, amount=400).pk, actor=Actor.WORKER)
+    refunder = staff("payments.view_payment", "payments.refund_payment")
+    # when
+    response = choose_action(refunder, "refund_amount", [payment])
+    # then: a form, the rest filled in, nothing done
+    assert REFUND_AMOUNT_FORM in [t.name for t in response.templates]
+    page = response.content.decode()
+    assert f'name="refund_amount-{payment.pk}" value="20.00"' in page
+    assert "$20.00" in page and 'value="Review refund"' in page
+    assert Refund.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("0", "The amount must be more than 0."),
+        ("0.00", "The amount must be more than 0."),
+        ("24.01", "At most $24.00 is left to refund on this payment."),
+        ("100", "At most $24.00 is left to refund on this payment."),
+        ("ten", "Enter an amount in USD like 12.50"),
+        ("-5", "Enter an amount in USD like 12.50"),
+        ("12,50", "Enter an amount in USD like 12.50"),
+        ("", "Enter an amount in USD like 12.50"),
+        ("1.005", "USD has at most 2 decimals."),
+    ],
+)
+def test_refund_amount_refuses_a_bad_amount_inline_and_refunds_nothing(staff, paid_payment, typed, error):
+    # given
+    payment = paid_payment(amount=2400)
+    refunder = staff("payments.view_payment", "payments.refund_payment")
+    # when
+    response = review_refund(refunder, {payment: typed})
+    # then: the form again, the error beside the field, what was typed kept
+    assert REFUND_AMOUNT_FORM in [t.name for t in response.templates]
+    page = response.content.decode()
+    assert f'<ul class="errorlist" id="error_refund_amount-{payment.pk}"><li>{error}' in page
+    assert 'aria-invalid="true"' in page
+    assert "Nothing has been refunded." in page
+    assert CONFIRMATION_TEMPLATE not in [t.name for t in response.templates]
+    assert not Refund.objects.exists()
+
+
+def test_refund_amount_confirms_then_refunds_part_and_records_the_staff_user(
+    staff, paid_payment, django_capture_on_commit_callbacks
+):
+    # given
+    payment = paid_payment(amount=2400)
+    refunder = staff("payments.view_payment", "payments.refund_payment", username="carol")
+    # when: $10.00 typed and reviewed
+    review = review_refund(refunder, {payment: "10"})
+    # then: the confirmation page, promising exactly that, nothing done yet
+    assert CONFIRMATION_TEMPLATE in [t.name for t in review.templates]
+    page = review.content.decode()
+    assert "Refund $10.00 of the $24.00 left" in page
+    assert 'id="action-total">$10.00<' in page
+    assert f'name="confirmed_amount-{payment.pk}" value="1000"' in page
+    assert f'name="refundable_seen-{payment.pk}" value="2400"' in page
+    assert 'value="Yes, refund"' in page
+    assert not Refund.objects.exists()
+    # when: confirmed, and the refund's job runs as the worker runs it
+    with django_capture_on_commit_callbacks(execute=True):
+        response = confirm_refund_amount(refunder, {payment: 1000}, {payment: 2400})
+    refund = Refund.objects.get(payment=payment)
+    refund_process(refund_id=refund.pk, actor=Actor.WORKER)
+    # then
+    assert "Refunds queued for 1 payment(s), $10.00 in all" in messages_of(response)[0]
+    refund.refresh_from_db()
+    assert (refund.amount, refund.status, refund.actor, refund.requested_by) == (
+        1000,
+        RefundStatus.SUCCEEDED,
+        Actor.STAFF,
+        refunder.user,
+    )
+    assert refund.reason == "partial refund (admin)"
+    payment.refresh_from_db()
+    assert (payment.status, payment.amount_refunded) == (PaymentStatus.PARTIALLY_REFUNDED, 1000)
+    assert payment.events.get(to_status=PaymentStatus.PARTIALLY_REFUNDED).actor_user == refunder.user
+    entry = LogEntry.objects.get(object_id=str(payment.pk))
+    assert (entry.user, entry.change_message) == (refunder.user, f"Refund of $10.00 requested ({refund.pk}).")
+    # and the rest can be refunded the same way, the form now defaulting to it
+    again = choose_action(refunder, "refund_amount", [payment]).content.decode()
+    assert f'name="refund_amount-{payment.pk}" value="14.00"' in again
+
+
+def test_refund_amount_confirmed_after_the_payment_changed_refunds_nothing(staff, paid_payment):
+    # given: the page said $24.00 was left; an API refund of $10.00 happened before "Yes"
+    payment = paid_payment(amount=2400)
+    refunder = staff("payments.view_payment", "payments.refund_payment")
+    review_refund(refunder, {payment: "5.00"})
+    refund_create(payment_id=payment.pk, actor=Actor.API, amount=1000)
+    # when
+    response = confirm_refund_amount(refunder, {payment: 500}, {payment: 2400})
+    # then
+    assert any(
+        "$24.00 was left to refund when you confirmed, $14.00 is now" in message for message in messages_of(response)
+    )
+    assert list(Refund.objects.values_list("amount", flat=True)) == [1000]
+
+
+def test_refund_amount_confirm_without_the_page_or_above_what_is_left_refunds_nothing(staff, paid_payment):
+    # given
+    payment = paid_payment(amount=2400)
+    refunder = staff("payments.view_payment", "payments.refund_payment")
+    # when: a hand-made post=yes without the page's fields, and one promising more than is left
+    bare = refunder.post(
+        reverse(CHANGELIST),
+        {"action": "refund_amount", "post": "yes", "_selected_action": [str(payment.pk)]},
+        follow=True,
+    )
+    too_much = confirm_refund_amount(refunder, {payment: 2500}, {payment: 2400})
+    # then
+    assert any("it was not on the confirmation page" in message for message in messages_of(bare))
+    assert any("not refunded" in message for message in messages_of(too_much))
+    assert not Refund.objects.exists()
+
+
+@pytest.mark.parametrize("step", ["action", "review", "confirmation"])
+def test_refund_amount_needs_refund_permission(staff, paid_payment, step):
+    # given: staff who may view and cancel, not refund
+    payment = paid_payment(amount=2400)
+    canceler = staff("payments.view_payment", "payments.cancel_payment")
+    # when
+    if step == "action":
+        response = choose_action(canceler, "refund_amount", [payment])
+    elif step == "review":
+        response = review_refund(canceler, {payment: "10"})
+    else:
+        response = confirm_refund_amount(canceler, {payment: 1000}, {payment: 2400})
+    # then
+    assert "No action selected." in messages_of(response)
+    assert not Refund.objects.exists()
+    assert not LogEntry.objects.exists()
+
+
+# --- ask the bank now ---------------------------------------------------------------------------------------
+
+ANSWER_LOST = "4000000000000424"  # the sandbox bank charges, and its answer never arrives: unknown
+
+
+def queued_job_ids() -> list[str]:
+    return django_rq.get_queue("payments").job_ids
+
+
+def test_ask_bank_now_puts_an_unknown_payments_settle_job_at_the_front_and_records_who_asked(staff, make_payment):
+    # given: an unknown payment, and a queue already holding another payment's job
+    payment = make_payment(ANSWER_LOST)
+    payment_process(payment_id=payment.pk)
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.UNKNOWN
+    other = make_payment()
+    payment_enqueue(payment_id=other.pk)
+    asker = staff("payments.view_payment", "payments.settle_payment", username="dave")
+    # when: chosen, then confirmed
+    page = choose_action(asker, "ask_bank_now", [payment])
+    assert CONFIRMATION_TEMPLATE in [t.name for t in page.templates]
+    assert "Ask the bank now what it did with this payment" in page.content.decode()
+    assert f'name="confirmed-{payment.pk}" value="unknown"' in page.content.decode()
+    assert queued_job_ids() == [f"payment-{other.pk}"]
+    response = asker.post(
+        reverse(CHANGELIST),
+        {
+            "action": "ask_bank_now",
+            "post": "yes",
+            "_selected_action": [str(payment.pk)],
+            f"confirmed-{payment.pk}": "unknown",
+        },
+        follow=True,
+    )
+    # then: its job is first in line, on record with the staff user
+    assert "Asked the bank about 1 payment(s)" in messages_of(response)[0]
+    assert queued_job_ids() == [f"payment-{payment.pk}", f"payment-{other.pk}"]
+    entry = LogEntry.objects.get(object_id=str(payment.pk))
+    assert (entry.user, entry.change_message) == (asker.user, "Asked the bank now (it was unknown).")
+    # and the job, run as a worker runs it, settles the payment with the bank's answer
+    job = django_rq.get_queue("payments").fetch_job(f"payment-{payment.pk}")
+    assert payment_process(payment_id=job.args[0]).status == PaymentStatus.SUCCEEDED
+
+
+def test_ask_bank_now_moves_a_pending_payments_waiting_job_to_the_front_once(staff, make_payment):
+    # given: a pending payment whose job waits behind two others
+    first, second, payment = make_payment(), make_payment(), make_payment()
+    for waiting in (first, second, payment):
+        payment_enqueue(payment_id=waiting.pk)
+    asker = staff("payments.view_payment", "payments.settle_payment")
+    # when
+    page = choose_action(asker, "ask_bank_now", [payment]).content.decode()
+    asker.post(
+        reverse(CHANGELIST),
+        {
+            "action": "ask_bank_now",
+            "post": "yes",
+            "_selected_action": [str(payment.pk)],
+            f"confirmed-{payment.pk}": "pending",
+        },
+        follow=True,
+    )
+    # then: first in line, and in line once
+    assert "Queue its job at the front now" in page
+    assert queued_job_ids() == [f"payment-{payment.pk}", f"payment-{first.pk}", f"payment-{second.pk}"]
+
+
+def test_ask_bank_now_takes_a_stuck_processing_payment_from_its_dead_worker_in_the_staff_users_name(
+    staff, make_payment
+):
+    # given: a payment a worker took, and whose lease ran out (the worker died)
+    payment = make_payment()
+    payment_transition(payment_id=payment.pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER)
+    Payment.objects.filter(pk=payment.pk).update(recheck_at=timezone.now() - timedelta(seconds=1))
+    asker = staff("payments.view_payment", "payments.settle_payment")
+    # when
+    page = choose_action(asker, "ask_bank_now", [payment]).content.decode()
+    response = asker.post(
+        reverse(CHANGELIST),
+        {
+            "action": "ask_bank_now",
+            "post": "yes",
+            "_selected_action": [str(payment.pk)],
+            f"confirmed-{payment.pk}": "processing",
+        },
+        follow=True,
+    )
+    # then: unknown, by the staff user, and its settle job queued
+    assert "mark it unknown and ask the bank now" in page
+    assert "Asked the bank about 1 payment(s)" in messages_of(response)[0]
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.UNKNOWN
+    event = payment.events.get(to_status=PaymentStatus.UNKNOWN)
+    assert (event.actor, event.actor_user) == (Actor.STAFF, asker.user)
+    assert queued_job_ids() == [f"payment-{payment.pk}"]
+
+
+def test_ask_bank_now_leaves_a_live_workers_payment_and_a_settled_one_alone(staff, make_payment, paid_payment):
+    # given: one payment a live worker holds (lease not run out), one paid
+    held = make_payment()
+    payment_transition(payment_id=held.pk, to_status=PaymentStatus.PROCESSING, actor=Actor.WORKER)
+    paid = paid_payment()
+    asker = staff("payments.view_payment", "payments.settle_payment")
+    # when
+    page = choose_action(asker, "ask_bank_now", [held, paid]).content.decode()
+    forged = asker.post(
+        reverse(CHANGELIST),
+        {
+            "action": "ask_bank_now",
+            "post": "yes",
+            "_selected_action": [str(held.pk), str(paid.pk)],
+            f"confirmed-{held.pk}": "processing",
+            f"confirmed-{paid.pk}": "succeeded",
+        },
+        follow=True,
+    )
+    # then
+    assert "nothing will happen" in page
+    assert "a worker holds it and its lease has not run out" in page
+    assert "a succeeded payment has nothing to ask the bank" in page
+    assert len([m for m in messages_of(forged) if "not asked about" in m]) == 2
+    assert Payment.objects.get(pk=held.pk).status == PaymentStatus.PROCESSING
+    assert queued_job_ids() == []
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.parametrize("step", ["action", "confirmation"])
+def test_ask_bank_now_needs_settle_permission(staff, make_payment, step):
+    # given: staff who may refund and cancel, but not ask the bank
+    payment = make_payment()
+    other = staff("payments.view_payment", "payments.refund_payment", "payments.cancel_payment")
+    data = {"action": "ask_bank_now", "index": "0", "_selected_action": [str(payment.pk)]}
+    if step == "confirmation":
+        data |= {"post": "yes", f"confirmed-{payment.pk}": "pending"}
+    # when
+    response = other.post(reverse(CHANGELIST), data, follow=True)
+    # then
+    assert "No action selected." in messages_of(response)
+    assert "ask_bank_now" not in action_names(other.get(reverse(CHANGELIST)))
+    assert queued_job_ids() == []
+
+
+# --- re-queue a failed job ----------------------------------------------------------------------------------
+
+
+def fail_job(payment) -> str:
+    """Put the payment's job in the failed job registry, as a worker leaves a job that raised."""
+    queue = payments_queue()
+    job = queue.create_job(PAYMENT_JOB, args=(str(payment.pk),), job_id=f"payment-{payment.pk}")
+    job.save()
+    queue.failed_job_registry.add(job, ttl=3600)
+    return job.id
+
+
+def test_requeue_failed_jobs_puts_the_failed_job_back_through_the_enqueue_path_and_records_who(staff, make_payment):
+    # given: a pending payment whose job failed
+    payment = make_payment()
+    job_id = fail_job(payment)
+    operator = staff("payments.view_payment", "payments.manage_queues", username="erin")
+    queue = django_rq.get_queue("payments")
+    # when
+    page = choose_action(operator, "requeue_failed_jobs", [payment]).content.decode()
+    assert f"Re-queue {job_id}" in page
+    assert f'name="confirmed-{payment.pk}" value="{job_id}"' in page
+    assert queue.failed_job_registry.get_job_ids() == [job_id]
+    response = operator.post(
+        reverse(CHANGELIST),
+        {
+            "action": "requeue_failed_jobs",
+            "post": "yes",
+            "_selected_action": [str(payment.pk)],
+            f"confirmed-{payment.pk}": job_id,
+        },
+        follow=True,
+    )
+    # then: out of the failed registry, waiting in the queue with the options every enqueue gives it
+    assert "Re-queued 1 failed job(s)." in messages_of(response)
+    assert queue.failed_job_registry.get_job_ids() == []
+    assert queue.job_ids == [job_id]
+    job = queue.fetch_job(job_id)
+    assert (job.func_name, job.args) == ("payments.jobs.payment_process_job", (str(payment.pk),))
+    entry = LogEntry.objects.get(object_id=str(payment.pk))
+    assert (entry.user, entry.change_message) == (operator.user, f"Re-queued failed job(s): {job_id}.")
+    # and a second confirm (a double click) re-queues nothing more
+    again = operator.post(
+        reverse(CHANGELIST),
+        {
+            "action": "requeue_failed_jobs",
+            "post": "yes",
+            "_selected_action": [str(payment.pk)],
+            f"confirmed-{payment.pk}": job_id,
+        },
+        follow=True,
+    )
+    assert any("none of its jobs is in the failed job registry" in m for m in messages_of(again))
+    assert queue.job_ids == [job_id]
+
+
+def test_requeue_failed_jobs_offers_nothing_for_a_payment_without_a_failed_job(staff, make_payment):
+    payment = make_payment()
+    operator = staff("payments.view_payment", "payments.manage_queues")
+    page = choose_action(operator, "requeue_failed_jobs", [payment]).content.decode()
+    assert "Cannot be re-queued: none of its jobs is in the failed job registry" in page
+    assert "nothing will happen" in page
+
+
+@pytest.mark.parametrize("step", ["action", "confirmation"])
+def test_requeue_failed_jobs_needs_the_queue_permission(staff, make_payment, step):
+    payment = make_payment()
+    job_id = fail_job(payment)
+    other = staff("payments.view_payment", "payments.refund_payment", "payments.settle_payment")
+    data = {"action": "requeue_failed_jobs", "index": "0", "_selected_action": [str(payment.pk)]}
+    if step == "confirmation":
+        data |= {"post": "yes", f"confirmed-{payment.pk}": job_id}
+    response = other.post(reverse(CHANGELIST), data, follow=True)
+    assert "No action selected." in messages_of(response)
+    assert django_rq.get_queue("payments").failed_job_registry.get_job_ids() == [job_id]

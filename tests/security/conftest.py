@@ -27,7 +27,7 @@ CHECKOUT_TOKEN_IN_PAGE = re.compile(r'name="checkout_token" value="([0-9a-f-]{36
 # What a merchant (an API client) holds; staff hold view_payment and, if trusted with it, the rest.
 MERCHANT_PERMISSIONS = ("refund_payment",)
 STAFF_PERMISSIONS = ("view_payment",)
-STAFF_ALLOWED_PERMISSIONS = ("view_payment", "refund_payment", "cancel_payment", "manage_queues")
+STAFF_ALLOWED_PERMISSIONS = ("view_payment", "refund_payment", "cancel_payment", "settle_payment", "manage_queues")
 PAYMENT_AMOUNT = 2400
 REFUND_IN_FLIGHT = 400  # a paid payment has this much refund under way, so its refunds can be read
 
@@ -93,8 +93,8 @@ class World:
     - `other_client`: another merchant, holding refund_payment too (so its 404s are about whose payment it is);
     - `other_shopper`: another guest's session, with a cart and a checkout form of its own;
     - `anonymous`: a browser with no session and no token;
-    - `staff`: is_staff with view_payment only; `staff_allowed`: also refund_payment, cancel_payment and
-      manage_queues.
+    - `staff`: is_staff with view_payment only; `staff_allowed`: also refund_payment, cancel_payment,
+      settle_payment and manage_queues.
 
     `state` "paid": both payments succeeded at the sandbox bank, with a refund of 400 under way on each;
     "pending": both recorded and queued, no worker has taken them.

@@ -2,9 +2,10 @@
 
 Every API operation comes from the OpenAPI document the app serves (/api/v1/schema, generated now), so an endpoint
 added tomorrow fails `test_every_api_operation_has_a_row` until someone writes down who may call it. Beside the API:
-the payment WebSocket, the checkout and wait pages (and an order's "try another card"), the admin's refund and cancel
-actions (both steps) and the RQ dashboard. Each cell is asked by a real caller over the real surface (no view is
-called directly, nothing is mocked), each in a savepoint rolled back after it, so every caller meets the same world;
+the payment WebSocket, the checkout and wait pages (and an order's "try another card"), the admin's payment actions
+(refund, refund an amount, cancel, ask the bank now, re-queue failed jobs: every step) and the RQ dashboard. Each
+cell is asked by a real caller over the real surface (no view is called directly, nothing is mocked), each in a
+savepoint rolled back after it, so every caller meets the same world;
 every answer that is not the cell's permitted write must leave the database (and the job queue) exactly as it was,
 and no answer to a stranger may carry anything of someone else's payment.
 
@@ -15,14 +16,15 @@ The callers (tests/security/conftest.py, World):
   other_shopper  another guest's browser session (with a cart and a checkout form of its own)
   anonymous      a browser with no session and no token
   staff          is_staff + view_payment only
-  staff_allowed  is_staff + view_payment, refund_payment, cancel_payment and manage_queues
+  staff_allowed  is_staff + view_payment, refund_payment, cancel_payment, settle_payment and manage_queues
 
 The targets: "api" (the merchant's payment), "shop" (the payer's), "guess" (random UUIDs: a payment id, and a
 refund id, that exist nowhere), "-" (the operation names no payment).
 
 The answers: an HTTP status; "open" (the socket streams the payment), "4404" (the socket is closed as not found);
 "login" (redirected to the admin's login page); "no-action" (the admin re-shows its list, nothing done);
-"confirm" (the admin's confirmation page, nothing done yet); "refunded", "canceled", "emptied" (the action ran);
+"confirm" (the admin's confirmation page, nothing done yet); "amount-form" (the admin's refund-an-amount form,
+nothing done yet); "refunded", "canceled", "asked", "requeued", "emptied" (the action ran);
 "own-form" (a fresh checkout form bound to the caller, nothing of the payer's).
 """
 
@@ -45,6 +47,7 @@ from checkout.models import Order
 from config.asgi import application
 from payments.models import IdempotencyRecord, Payment, PaymentEvent, PaymentStatus, Refund
 from payments.selectors import payment_ws_token
+from payments.services.dispatch import PAYMENT_JOB, payment_job_id, payments_queue
 from payments.services.refunds import refund_amount_check
 from tests.integration.shop import checkout_form
 from tests.security.conftest import CARD_OK, CHECKOUT_TOKEN_IN_PAGE, PAYMENT_AMOUNT, World
@@ -54,8 +57,11 @@ CALLERS = ("merchant", "payer", "other_client", "other_shopper", "anonymous", "s
 LOGIN = "login"
 NO_ACTION = "no-action"
 CONFIRM = "confirm"
+AMOUNT_FORM = "amount-form"
 REFUNDED = "refunded"
 CANCELED = "canceled"
+ASKED = "asked"
+REQUEUED = "requeued"
 EMPTIED = "emptied"
 OPEN = "open"
 CLOSED = "4404"
@@ -150,6 +156,27 @@ MATRIX: dict[str, dict[str, tuple]] = {
     "POST admin action cancel_pending, confirmed": {
         "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, CANCELED),
     },
+    "POST admin action refund_amount": {
+        "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, AMOUNT_FORM),
+    },
+    "POST admin action refund_amount, reviewed": {
+        "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, CONFIRM),
+    },
+    "POST admin action refund_amount, confirmed": {
+        "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, REFUNDED),
+    },
+    "POST admin action ask_bank_now": {
+        "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, CONFIRM),
+    },
+    "POST admin action ask_bank_now, confirmed": {
+        "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, ASKED),
+    },
+    "POST admin action requeue_failed_jobs": {
+        "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, CONFIRM),
+    },
+    "POST admin action requeue_failed_jobs, confirmed": {
+        "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, REQUEUED),
+    },
     # --- the RQ dashboard: manage_queues (or a superuser) -------------------------------------------------------
     "GET /admin/rq/": {
         "-":      (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    403,       200),
@@ -182,7 +209,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     for target, answers in rows.items()
 }
 # The answers that are the cell's permitted write; every other answer must leave the database as it was.
-WRITES = {202, REFUNDED, CANCELED, EMPTIED}
+WRITES = {202, REFUNDED, CANCELED, ASKED, REQUEUED, EMPTIED}
 # Who owns which target (for "a stranger learns nothing" and "a stranger's answer carries nothing of it").
 OWNER = {"api": "merchant", "shop": "payer"}
 PAYMENT_ID_SURFACES = ("/api/v1/payments/{payment_id}", "WS ", "/wait", "/retry")
@@ -275,24 +302,50 @@ def _api(world: World, caller, what: str, target: str):
     return caller.post_json(path)
 
 
+REFUND_AMOUNT_TYPED = ("1.00", 100)  # what the staff user types into the refund-an-amount form, in minor units
+
+
 def _admin_action(world: World, caller, what: str):
-    action = "refund_in_full" if "refund_in_full" in what else "cancel_pending"
+    action = what.split()[3].rstrip(",")
     payment = world.shop_payment
-    data = {"action": action, "index": "0", "_selected_action": [str(payment.pk)]}
+    pk = payment.pk
+    data = {"action": action, "index": "0", "_selected_action": [str(pk)]}
+    if what.endswith("reviewed"):
+        data |= {"step": "review", f"refund_amount-{pk}": REFUND_AMOUNT_TYPED[0]}
     if what.endswith("confirmed"):
-        promised = refund_amount_check(payment) if action == "refund_in_full" else payment.amount
-        data |= {"post": "yes", f"confirmed_amount-{payment.pk}": str(promised)}
-    before = (Refund.objects.filter(payment=payment).count(), Payment.objects.get(pk=payment.pk).status)
+        data["post"] = "yes"
+        if action == "refund_in_full":
+            data[f"confirmed_amount-{pk}"] = str(refund_amount_check(payment))
+        elif action == "cancel_pending":
+            data[f"confirmed_amount-{pk}"] = str(payment.amount)
+        elif action == "refund_amount":
+            data[f"confirmed_amount-{pk}"] = str(REFUND_AMOUNT_TYPED[1])
+            data[f"refundable_seen-{pk}"] = str(refund_amount_check(payment))
+        elif action == "ask_bank_now":
+            data[f"confirmed-{pk}"] = payment.status
+        else:
+            data[f"confirmed-{pk}"] = payment_job_id(pk)
+    entries = LogEntry.objects.filter(object_id=str(pk))
+    before = (Refund.objects.filter(payment=payment).count(), Payment.objects.get(pk=pk).status, entries.count())
     response = caller.post_form("/admin/payments/payment/", data)
     if _is_login_redirect(response) or response.status_code >= 400:
         return response, LOGIN if response.status_code == 302 else response.status_code
-    if "admin/payments/payment/action_confirmation.html" in [t.name for t in response.templates]:
+    templates = [t.name for t in response.templates]
+    if "admin/payments/payment/action_confirmation.html" in templates:
         return response, CONFIRM
-    after = (Refund.objects.filter(payment=payment).count(), Payment.objects.get(pk=payment.pk).status)
+    if "admin/payments/payment/refund_amount_form.html" in templates:
+        return response, AMOUNT_FORM
+    after = (Refund.objects.filter(payment=payment).count(), Payment.objects.get(pk=pk).status, entries.count())
     if after[0] > before[0]:
         return response, REFUNDED
     if after[1] == PaymentStatus.CANCELED != before[1]:
         return response, CANCELED
+    if after[2] > before[2]:
+        latest = entries.order_by("-pk").first().change_message
+        if latest.startswith("Asked the bank now"):
+            return response, ASKED
+        if latest.startswith("Re-queued failed job"):
+            return response, REQUEUED
     return response, NO_ACTION
 
 
@@ -346,7 +399,19 @@ def _carries_nothing_of_others(world: World, caller_name: str, content: bytes) -
 
 
 def _state_for(what: str) -> str:
-    return "pending" if "cancel" in what else "paid"
+    return "pending" if any(name in what for name in ("cancel", "ask_bank_now", "requeue_failed_jobs")) else "paid"
+
+
+def _fail_the_shop_payments_job(world: World) -> None:
+    """The shop payment's job in the failed job registry, as a worker leaves a job that raised; nothing else queued."""
+    queue = payments_queue()
+    queue.empty()
+    queue.failed_job_registry.remove(payment_job_id(world.shop_payment.pk))
+    job = queue.create_job(
+        PAYMENT_JOB, args=(str(world.shop_payment.pk),), job_id=payment_job_id(world.shop_payment.pk)
+    )
+    job.save()
+    queue.failed_job_registry.add(job, ttl=3600)
 
 
 def _ask_everyone(world: World, what: str, target: str) -> tuple[dict, list[str]]:
@@ -359,6 +424,8 @@ def _ask_everyone(world: World, what: str, target: str) -> tuple[dict, list[str]
             queue = django_rq.get_queue("payments")
             queue.empty()
             queue.enqueue("payments.jobs.payment_process_job", str(uuid.uuid4()))
+        if "requeue_failed_jobs" in what:
+            _fail_the_shop_payments_job(world)
         before = _snapshot(world)
         response, answers[name] = _ask(world, world.callers[name], what, target)
         if answers[name] not in WRITES and _snapshot(world) != before:
