@@ -1,6 +1,7 @@
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -22,6 +23,14 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        # One shop, one currency: a cart adds up its lines' prices, so a product in another currency would be
+        # charged as if its price were in the shop's.
+        super().clean()
+        if self.currency != settings.SHOP_CURRENCY:
+            shop = settings.SHOP_CURRENCY
+            raise ValidationError({"currency": f"The shop sells in {shop} only; set the price in {shop}."})
 
 
 def new_order_number() -> str:

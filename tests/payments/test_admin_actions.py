@@ -12,13 +12,14 @@ import django_rq
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission, User
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from checkout.models import Order, OrderStatus
+from checkout.models import Order, OrderStatus, Product
 from payments.admin_actions import MAX_PAYMENTS_PER_ACTION
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from payments.sandbox.models import Charge
@@ -893,3 +894,55 @@ def test_requeue_failed_jobs_needs_the_queue_permission(staff, make_payment, ste
     response = other.post(reverse(CHANGELIST), data, follow=True)
     assert "No action selected." in messages_of(response)
     assert django_rq.get_queue("payments").failed_job_registry.get_job_ids() == [job_id]
+
+
+def test_an_order_page_links_to_its_payments_and_lists_their_refunds(staff, paid_payment):
+    # given: an order whose payment was partly refunded
+    payment = paid_payment(amount=2400)
+    order = Order.objects.create(email="shopper@example.com", total=2400, currency="USD")
+    Payment.objects.filter(pk=payment.pk).update(order=order)
+    refund_process(refund_id=refund_create(payment_id=payment.pk, actor=Actor.API, amount=700).pk, actor=Actor.WORKER)
+    viewer = staff("checkout.view_order", "payments.view_payment")
+    # when
+    page = viewer.get(reverse("admin:checkout_order_change", args=[order.pk])).content.decode()
+    # then
+    assert f'<a href="{reverse("admin:payments_payment_change", args=[payment.pk])}">{payment.pk}</a>' in page
+    assert "Partially Refunded · $24.00 · Visa •••• 4242" in page
+    assert "Refund $7.00 · Succeeded" in page
+
+
+def test_add_order_is_refused_not_a_server_error(staff):
+    editor = staff(*(f"checkout.{perm}_order" for perm in ("view", "add", "change")))
+    assert editor.get(reverse("admin:checkout_order_add")).status_code == 403
+    assert editor.post(reverse("admin:checkout_order_add"), {"email": "a@example.com"}).status_code == 403
+    assert not Order.objects.exists()
+
+
+PRODUCT_FORM = {"slug": "tea", "name": "Tea", "description": "", "price": "900", "stock": "5", "is_active": "on"}
+
+
+def test_a_product_in_another_currency_than_the_shops_is_refused_in_the_admin_form(staff, settings):
+    # given
+    settings.SHOP_CURRENCY = "USD"
+    editor = staff("checkout.view_product", "checkout.add_product", "checkout.change_product")
+    # when
+    refused = editor.post(reverse("admin:checkout_product_add"), {**PRODUCT_FORM, "currency": "EUR"})
+    accepted = editor.post(reverse("admin:checkout_product_add"), {**PRODUCT_FORM, "currency": "USD"})
+    # then
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["currency"] == ["The shop sells in USD only; set the price in USD."]
+    assert accepted.status_code == 302
+    assert list(Product.objects.values_list("slug", "currency")) == [("tea", "USD")]
+
+
+def test_a_new_product_starts_in_the_shops_currency_and_the_model_refuses_another(settings, db):
+    settings.SHOP_CURRENCY = "EUR"
+    root = User.objects.create_superuser(username="root-products", password="x")
+    client = Client()
+    client.force_login(root)
+    form = client.get(reverse("admin:checkout_product_add")).context["adminform"].form
+    assert form.initial["currency"] == "EUR"
+    with pytest.raises(ValidationError) as refused:
+        Product(slug="tea", name="Tea", price=900, currency="USD").full_clean()
+    assert refused.value.message_dict == {"currency": ["The shop sells in EUR only; set the price in EUR."]}
+    Product(slug="tea", name="Tea", price=900, currency="EUR").full_clean()
