@@ -122,3 +122,53 @@ def test_staff_find_a_payment_by_last4_and_refund_part_of_it_through_the_confirm
     expect(page.get_by_text(str(refund.pk)).first).to_be_visible()
     assert Payment.objects.get(pk=other.pk).amount_refunded == 0
     assert violations == []
+
+
+ANSWER_LOST = "4000000000000424"  # the sandbox bank charges, and its answer is lost on the way back: unknown
+
+
+def test_staff_ask_the_bank_now_about_an_unknown_payment_and_see_it_settle(shop, page, make_payment):
+    # given: a stack whose reconciler would not look at an unknown payment again for 10 minutes, and a payment the
+    # worker left unknown
+    stack = shop(PAYMENTS_SETTLE_RETRY="600")
+    payment = make_payment(ANSWER_LOST, amount=3100)
+    wait_for(
+        lambda: Payment.objects.get(pk=payment.pk).status == PaymentStatus.UNKNOWN,
+        what="the worker to leave the payment unknown",
+    )
+    asker = User.objects.create_user(username="ops", password=PASSWORD, is_staff=True)
+    asker.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="payments", codename__in=["view_payment", "settle_payment"])
+    )
+    violations = watch_for_violations(page)
+
+    # when: the staff user lists the unknown payments and asks the bank about this one
+    page.goto(stack.http_url + "/admin/payments/payment/")
+    page.get_by_label("Username").fill("ops")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#changelist-filter").get_by_role("link", name="Unknown", exact=True).click()
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".payment-status")).to_have_text("Unknown")
+    rows.first.locator("input.action-select").check()
+    page.get_by_role("combobox", name="Action").select_option("ask_bank_now")
+    page.get_by_role("button", name="Go").click()
+
+    # then: the confirmation says what will happen; nothing has happened yet
+    expect(page.locator("#action-plan")).to_contain_text("Ask the bank now what it did with this payment")
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.UNKNOWN
+    page.get_by_role("button", name="Yes, ask the bank now").click()
+
+    # then: told so; the worker's settle job finds the bank's charge and the payment succeeds
+    expect(page.locator(".messagelist")).to_contain_text("Asked the bank about 1 payment(s)")
+    wait_for(
+        lambda: Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED,
+        what="the settle job to record the bank's answer",
+    )
+    page.goto(stack.http_url + "/admin/payments/payment/?q=" + str(payment.pk))
+    expect(page.locator("#result_list tbody tr").first.locator(".payment-status")).to_have_text("Succeeded")
+    page.goto(stack.http_url + f"/admin/payments/payment/{payment.pk}/history/")
+    expect(page.locator("#change-history")).to_contain_text("Asked the bank now (it was unknown).")
+    expect(page.locator("#change-history")).to_contain_text("ops")
+    assert violations == []
