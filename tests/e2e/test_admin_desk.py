@@ -13,6 +13,7 @@ from django.contrib.auth.models import Permission, User
 from playwright.sync_api import expect
 
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
+from payments.services.dispatch import PAYMENT_JOB, payment_job_id, payments_queue
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_content_security_policy import watch_for_violations
 
@@ -171,4 +172,52 @@ def test_staff_ask_the_bank_now_about_an_unknown_payment_and_see_it_settle(shop,
     page.goto(stack.http_url + f"/admin/payments/payment/{payment.pk}/history/")
     expect(page.locator("#change-history")).to_contain_text("Asked the bank now (it was unknown).")
     expect(page.locator("#change-history")).to_contain_text("ops")
+    assert violations == []
+
+
+def test_staff_requeue_a_failed_job_then_cancel_the_pending_payment(shop, page, make_payment):
+    # given: no worker runs; a pending payment whose job a worker left in the failed job registry
+    stack = shop(workers=0)
+    payment = make_payment(amount=1800)
+    queue = payments_queue()
+    queue.empty()
+    job = queue.create_job(PAYMENT_JOB, args=(str(payment.pk),), job_id=payment_job_id(payment.pk))
+    job.save()
+    queue.failed_job_registry.add(job, ttl=3600)
+    operator = User.objects.create_user(username="queues", password=PASSWORD, is_staff=True)
+    operator.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="payments", codename__in=["view_payment", "manage_queues", "cancel_payment"]
+        )
+    )
+    violations = watch_for_violations(page)
+    page.goto(stack.http_url + "/admin/payments/payment/")
+    page.get_by_label("Username").fill("queues")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    def run_action(action: str, expected_plan: str, button: str) -> None:
+        page.locator("#searchbar").fill(str(payment.pk)[:8])
+        page.locator("#searchbar").press("Enter")
+        page.locator("#result_list tbody tr").first.locator("input.action-select").check()
+        page.get_by_role("combobox", name="Action").select_option(action)
+        page.get_by_role("button", name="Go").click()
+        expect(page.locator("#action-plan")).to_contain_text(expected_plan)
+        page.get_by_role("button", name=button).click()
+
+    # when: the failed job is re-queued
+    run_action("requeue_failed_jobs", f"Re-queue payment-{payment.pk}", "Yes, re-queue")
+    # then
+    expect(page.locator(".messagelist")).to_contain_text("Re-queued 1 failed job(s).")
+    assert queue.failed_job_registry.get_job_ids() == []
+    assert queue.job_ids == [payment_job_id(payment.pk)]
+
+    # when: the payment is canceled before any worker takes it
+    run_action("cancel_pending", "Cancel", "Yes, cancel")
+    # then
+    expect(page.locator(".messagelist")).to_contain_text("1 payment(s) canceled.")
+    expect(page.locator("#result_list tbody tr").first.locator(".payment-status")).to_have_text("Canceled")
+    canceled = Payment.objects.get(pk=payment.pk)
+    event = canceled.events.get(to_status=PaymentStatus.CANCELED)
+    assert (event.actor, event.actor_user) == (Actor.STAFF, operator)
     assert violations == []
