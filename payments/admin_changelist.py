@@ -191,10 +191,12 @@ class PaymentChangelistAdmin(admin.ModelAdmin):
 
     @admin.display(description="Payer")
     def payer(self, obj):
+        # The shop's payments carry the shopper's email on their order; an API payment knows only the API client
+        # (the merchant) that made it.
         if obj.order_id is not None and obj.order.email:
             return obj.order.email
         if obj.owner_user_id is not None:
-            return obj.owner_user.email or obj.owner_user.get_username()
+            return f"API client {obj.owner_user.get_username()}"
         return "guest"
 
     @admin.display(description="Order", ordering="order__number")

@@ -71,6 +71,17 @@ def test_a_row_shows_status_badge_amount_card_payer_order_link_and_times_to_the_
     assert "payments/admin/desk.css" in page  # the badges' style sheet (no inline styles under the CSP)
 
 
+def test_a_payment_made_over_the_api_names_its_api_client_as_payer(viewer, make_payment):
+    # given: a payment owned by an API client, with no order
+    merchant = User.objects.create_user(username="shop-backend")
+    payment = make_payment()
+    Payment.objects.filter(pk=payment.pk).update(owner_user=merchant, owner_guest_id=None)
+    # when
+    page = viewer.get(CHANGELIST).content.decode()
+    # then
+    assert "API client shop-backend" in page
+
+
 def test_a_row_shows_the_risk_rule_behind_a_risk_refusal(viewer, make_payment):
     # given
     refused = make_payment(amount=ABOVE_THE_USD_LIMIT)
