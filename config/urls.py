@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from infrastructure.problem_types import problem_type_page, problem_types_page
+from payments.dashboard_view import staff_dashboard
 from payments.monitoring import healthz, metrics, readyz
 from payments.queue_dashboard import queue_dashboard_urlpatterns
 
@@ -12,6 +13,8 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     # The queue dashboard lives inside the admin, for staff holding payments.manage_queues only.
     path("admin/rq/", include((queue_dashboard_urlpatterns(), "django_rq"))),
+    # The live staff dashboard, ahead of the admin's own routes (which would take the path for an app's page).
+    path("admin/payments/dashboard/", staff_dashboard, name="payments-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("payments.api.urls")),
     # A page per problem type: every problem document's `type` is one of these (infrastructure/problem_types.py).

@@ -7,6 +7,7 @@ class PaymentsConfig(AppConfig):
 
     def ready(self):
         from infrastructure.problem_types import problem_types_register
+        from payments.dashboard_live import dashboard_on_status_changed
         from payments.events import status_changed
         from payments.metrics import metrics_on_status_changed
         from payments.problem_types import PAYMENT_PROBLEM_TYPES
@@ -16,5 +17,7 @@ class PaymentsConfig(AppConfig):
         status_changed.connect(payment_push_on_status_changed, dispatch_uid="payments.push")
         # After commit too: a change that rolls back is never counted (docs/operations.md, "Metrics").
         status_changed.connect(metrics_on_status_changed, dispatch_uid="payments.metrics")
+        # After commit: tells open staff dashboards to read their figures again (throttled, payments/dashboard_live.py).
+        status_changed.connect(dashboard_on_status_changed, dispatch_uid="payments.dashboard")
         # Each problem type the API answers has a page of its own, which a problem document's `type` names.
         problem_types_register(*PAYMENT_PROBLEM_TYPES)

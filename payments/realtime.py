@@ -68,3 +68,8 @@ def payment_push_on_status_changed(sender, change, **kwargs) -> None:
             duration_ms=(time.monotonic() - started) * 1000,
             ok=ok,
         )
+
+
+def group_send_from_sync(group: str, message: dict, *, timeout: float = PUSH_TIMEOUT_SECONDS) -> None:
+    """Send one message to a group from synchronous code, on the process's push loop. Raises what the layer raises."""
+    _push_loop.run(get_channel_layer().group_send(group, message), timeout=timeout)

@@ -1,8 +1,11 @@
-"""The live staff dashboard's figures (payments/dashboard.py) on known data."""
+"""The live staff dashboard's figures (payments/dashboard.py) on known data, and its page: staff with
+view_payment see the snapshot (a static page without JavaScript), others do not."""
 
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
 from django.utils import timezone
 
 from payments.dashboard import SERIES, WINDOW_MINUTES, staff_dashboard_figures
@@ -85,3 +88,40 @@ def test_figures_with_nothing_yet(db):
 def test_figures_read_a_bounded_number_of_statements(known_payments, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):  # per minute, the percentile sample, unknown + stuck
         staff_dashboard_figures(now=known_payments)
+
+
+def _signed_in(*perms: str, is_staff: bool = True) -> Client:
+    user = User.objects.create_user(username=f"u{User.objects.count()}", password="not-used-1234", is_staff=is_staff)
+    for perm in perms:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="payments", codename=perm))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_page_is_a_snapshot_for_staff_with_view_payment(known_payments):
+    # given: outcomes in the window
+    client = _signed_in("view_payment")
+
+    # when
+    response = client.get("/admin/payments/dashboard/")
+
+    # then: the figures are in the page itself (works without JavaScript), and its script is a static file
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'aria-label="Outcomes per minute"' in page
+    assert '<dd data-figure="stuck">2</dd>' in page
+    assert '<dd data-figure="unknown">1</dd>' in page
+    assert "payments/dashboard.js" in page
+    assert "<script>" not in page.replace('<script id="dashboard-figures" type="application/json">', "")
+    # and the admin's home links to it
+    assert 'href="/admin/payments/dashboard/"' in client.get("/admin/").content.decode()
+
+
+def test_the_page_refuses_others(db):
+    assert _signed_in(is_staff=True).get("/admin/payments/dashboard/").status_code == 403
+    assert 'href="/admin/payments/dashboard/"' not in _signed_in(is_staff=True).get("/admin/").content.decode()
+    response = _signed_in("view_payment", is_staff=False).get("/admin/payments/dashboard/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    response = Client().get("/admin/payments/dashboard/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
