@@ -27,6 +27,7 @@ def staff_dashboard(request):
         "figures": figures,
         "series": list(SERIES),
         "rows": rows,
+        "totals": [(name, sum(row[name] for row in figures["per_minute"])) for name in SERIES],
         "permission": DASHBOARD_PERMISSION,
     }
     return TemplateResponse(request, "admin/payments/dashboard.html", context)
