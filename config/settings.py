@@ -241,6 +241,9 @@ PAYMENTS_PENDING_GRACE = env.int("PAYMENTS_PENDING_GRACE", default=30)
 PAYMENTS_PROCESSING_LEASE = env.int("PAYMENTS_PROCESSING_LEASE", default=PAYMENTS_JOB_TIMEOUT + 30)
 PAYMENTS_SETTLE_RETRY = env.int("PAYMENTS_SETTLE_RETRY", default=10)
 PAYMENTS_RECONCILE_INTERVAL = env.float("PAYMENTS_RECONCILE_INTERVAL", default=5)
+# Seconds between two reads of an open staff dashboard's figures when nothing changes (the queue, the workers);
+# a payment's or refund's change reads them sooner (payments/dashboard_live.py).
+PAYMENTS_DASHBOARD_REFRESH = env.float("PAYMENTS_DASHBOARD_REFRESH", default=5)
 
 # Risk checks, run before the bank is asked. Amount limits are in minor units per currency; a currency not
 # listed is limited to 5,000 major units.

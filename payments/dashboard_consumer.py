@@ -6,7 +6,8 @@ refused at the handshake (payments/routing.py). Anyone else is accepted then clo
 tell "not allowed" from a network fault.
 
 Frames: `{"type": "dashboard.figures", "figures": {...}}` (payments/dashboard.py), on connect, after each tick
-of the `staff-dashboard` group (at most one read a second per socket) and every REFRESH_SECONDS for the queue.
+of the `staff-dashboard` group (at most one read a second per socket) and every PAYMENTS_DASHBOARD_REFRESH
+seconds (the queue and the workers change without a status change).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from infrastructure.overrides.channels_consumer import DispatchWithoutCloseOldConnections
 from payments.dashboard import staff_dashboard_figures
@@ -24,7 +26,6 @@ from payments.gateway import release_database_connection
 
 CLOSE_FORBIDDEN = 4403
 DASHBOARD_PERMISSION = "payments.view_payment"
-REFRESH_SECONDS = 5.0
 READ_MIN_INTERVAL = 1.0
 
 
@@ -95,7 +96,7 @@ class StaffDashboardConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsoc
     async def _refresh_forever(self):
         with contextlib.suppress(asyncio.CancelledError):
             while True:
-                await asyncio.sleep(REFRESH_SECONDS)
+                await asyncio.sleep(settings.PAYMENTS_DASHBOARD_REFRESH)
                 await self._send_figures()
 
     async def _send_figures(self, after: float = 0):

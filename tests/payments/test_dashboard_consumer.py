@@ -7,13 +7,12 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 
 from config.asgi import application
-from payments import dashboard_consumer
 from payments.services.payments import payment_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +26,8 @@ def _session_cookie(*perms: str, is_staff: bool = True) -> tuple[bytes, bytes]:
         user.user_permissions.add(Permission.objects.get(content_type__app_label="payments", codename=perm))
     client = Client()
     client.force_login(user)
-    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode())
+    name = django_settings.SESSION_COOKIE_NAME
+    return (b"cookie", f"{name}={client.cookies[name].value}".encode())
 
 
 async def _answer(headers: list) -> object:
@@ -68,7 +68,7 @@ def test_others_are_closed_with_4403_and_no_origin_is_refused():
         "staff, no Origin": [_session_cookie("view_payment")],
         "staff, another site": [(b"origin", b"https://evil.example"), _session_cookie("view_payment")],
     }
-    allowed_hosts = settings.ALLOWED_HOSTS
+    allowed_hosts = django_settings.ALLOWED_HOSTS
 
     # when
     async def everyone():
@@ -91,9 +91,9 @@ def _worker_job(payment_id) -> None:
         connection.close()  # this thread's: the test database is dropped at the end
 
 
-def test_a_payment_reaching_its_outcome_sends_fresh_figures(make_payment, monkeypatch):
+def test_a_payment_reaching_its_outcome_sends_fresh_figures(make_payment, settings):
     # given: a staff dashboard open on a pending payment, and no periodic refresh to mistake for the update
-    monkeypatch.setattr(dashboard_consumer, "REFRESH_SECONDS", 3600)
+    settings.PAYMENTS_DASHBOARD_REFRESH = 3600
     cookie = _session_cookie("view_payment")
     payment = make_payment()
 
