@@ -144,6 +144,13 @@ MATRIX: dict[str, dict[str, tuple]] = {
     "GET /admin/payments/payment/{payment_id}/change/": {
         "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    200,       200),
     },
+    # the live dashboard: staff with view_payment; its socket takes the admin's session (and the page's Origin)
+    "GET /admin/payments/dashboard/": {
+        "-":      (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    200,       200),
+    },
+    "WS /ws/staff/dashboard with the caller's cookies": {
+        "-":      ("4403",   "4403",   "4403",      "4403",       "4403",   OPEN,      OPEN),
+    },
     "POST admin action refund_in_full": {
         "shop":   (LOGIN,    LOGIN,    LOGIN,       LOGIN,        LOGIN,    NO_ACTION, CONFIRM),
     },
@@ -494,6 +501,20 @@ async def _socket_answer(path: str, payment_id: str) -> str:
     return OPEN if document["id"] == payment_id else f"streamed another payment: {document['id']}"
 
 
+async def _dashboard_socket_answer(caller) -> str:
+    cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in caller.client.cookies.items())
+    headers = [(b"origin", b"http://testserver"), (b"cookie", cookies.encode())]
+    socket = WebsocketCommunicator(application, "/ws/staff/dashboard", headers=headers)
+    connected, _ = await socket.connect(timeout=5)
+    if not connected:
+        return "refused"
+    frame = await socket.receive_output(timeout=5)
+    await socket.disconnect()
+    if frame["type"] == "websocket.close":
+        return str(frame.get("code"))
+    return OPEN if json.loads(frame["text"])["type"] == "dashboard.figures" else f"sent {frame['text'][:80]}"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_websocket_authorization_matrix():
     # given: committed data (the consumer reads it on a thread of its own)
@@ -504,6 +525,11 @@ def test_websocket_authorization_matrix():
     async def everyone() -> dict:
         answers = {}
         for what, target in rows:
+            if what.startswith("WS /ws/staff/dashboard"):
+                answers[(what, target)] = {
+                    name: await _dashboard_socket_answer(caller) for name, caller in world.callers.items()
+                }
+                continue
             payment_id = _target_ids(world, target)[0]
             answers[(what, target)] = {
                 name: await _socket_answer(f"/ws/payments/{payment_id}?token={caller.ws_token}", payment_id)
