@@ -14,7 +14,7 @@ import time
 
 import structlog
 
-from payments.realtime import group_send_from_sync
+from payments.realtime import group_send_soon
 
 logger = structlog.get_logger(__name__)
 
@@ -24,12 +24,18 @@ TICK_MIN_INTERVAL = 1.0
 TICK_TIMEOUT_SECONDS = 2.0
 
 
+def _tick_failed(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        # A hint only: the dashboards read their figures on their own every few seconds.
+        logger.warning("dashboard tick failed", exc_info=future.exception())
+
+
 def _send_tick() -> None:
-    try:
-        group_send_from_sync(DASHBOARD_GROUP, {"type": TICK_MESSAGE_TYPE}, timeout=TICK_TIMEOUT_SECONDS)
-    except Exception:
-        # A hint only: the dashboards refresh on their own every few seconds.
-        logger.warning("dashboard tick failed", exc_info=True)
+    # Not waited for: the thread that committed the change (a worker's job, a request) goes on at once, even
+    # when Redis is slow or away.
+    group_send_soon(DASHBOARD_GROUP, {"type": TICK_MESSAGE_TYPE}, timeout=TICK_TIMEOUT_SECONDS).add_done_callback(
+        _tick_failed
+    )
 
 
 class _Throttle:

@@ -6,7 +6,9 @@ can drop at any time, so every client also reads the database (on connect, on re
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import Future
 
 import structlog
 from channels.layers import get_channel_layer
@@ -70,6 +72,7 @@ def payment_push_on_status_changed(sender, change, **kwargs) -> None:
         )
 
 
-def group_send_from_sync(group: str, message: dict, *, timeout: float = PUSH_TIMEOUT_SECONDS) -> None:
-    """Send one message to a group from synchronous code, on the process's push loop. Raises what the layer raises."""
-    _push_loop.run(get_channel_layer().group_send(group, message), timeout=timeout)
+def group_send_soon(group: str, message: dict, *, timeout: float = PUSH_TIMEOUT_SECONDS) -> Future:
+    """Start sending one message to a group from synchronous code, on the process's push loop, and return at once:
+    for hints nobody waits for (a slow or absent Redis must not hold the caller). The future holds the outcome."""
+    return _push_loop.submit(asyncio.wait_for(get_channel_layer().group_send(group, message), timeout))

@@ -15,6 +15,7 @@ request threads) submits to this loop, which keeps one connection pool warm.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 
@@ -27,8 +28,12 @@ class PushLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid: int | None = None
 
+    def submit(self, coroutine) -> concurrent.futures.Future:
+        """Start the coroutine on the loop and return at once (its future tells how it ended)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+
     def run(self, coroutine, *, timeout: float):
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+        future = self.submit(coroutine)
         try:
             return future.result(timeout=timeout)
         except TimeoutError:

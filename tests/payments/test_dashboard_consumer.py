@@ -3,9 +3,12 @@ and again when a payment reaches an outcome; anyone else is closed with 4403; a 
 Real session cookies, the real channel layer (Redis) and the real `status_changed` receiver."""
 
 import asyncio
+import contextlib
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
@@ -13,6 +16,7 @@ from django.db import connection
 from django.test import Client
 
 from config.asgi import application
+from payments import dashboard_live
 from payments.services.payments import payment_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -112,3 +116,31 @@ def test_a_payment_reaching_its_outcome_sends_fresh_figures(make_payment, settin
     succeeded = lambda figures: sum(row["succeeded"] for row in figures["per_minute"])  # noqa: E731
     assert succeeded(first["figures"]) == 0
     assert succeeded(frame["figures"]) == 1
+
+
+def test_a_burst_of_changes_is_one_tick_now_and_one_when_the_second_is_up(monkeypatch):
+    # given: a listener on the dashboards' group, and this process's throttle fresh (no tick sent yet)
+    monkeypatch.setattr(dashboard_live, "_tick", dashboard_live._Throttle(dashboard_live._send_tick, 1.0))
+
+    async def listen():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(dashboard_live.DASHBOARD_GROUP, channel)
+        started = time.monotonic()
+        # when: 200 status changes within a few milliseconds (the receiver as status_changed calls it)
+        for _ in range(200):
+            dashboard_live.dashboard_on_status_changed(sender=None, change=None)
+        burst_took = time.monotonic() - started
+        received = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                await asyncio.wait_for(layer.receive(channel), 2.0)
+                received.append(time.monotonic() - started)
+        return burst_took, received
+
+    burst_took, received = asyncio.run(listen())
+
+    # then: the burst did not wait on Redis; one tick came at once, one (the burst's last change) a second later
+    assert burst_took < 0.5
+    assert len(received) == 2, received
+    assert received[0] < 0.5 and 0.9 < received[1] < 2.0
