@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from playwright.sync_api import expect
 
+from payments.queue_state import payments_queue_state
+from tests.conftest import wait_until
 from tests.e2e.conftest import VISA_OK, add_to_cart, expect_status, fill_checkout, pay, screenshot
 from tests.e2e.test_content_security_policy import watch_for_violations
 
@@ -18,6 +20,8 @@ def test_the_dashboard_counts_a_payment_live_without_a_reload(shop, new_context,
     # given: a staff member with view_payment, signed in, on the dashboard before anything was paid; no periodic
     # refresh within the test, so what updates the page is the payment's own status_changed tick
     stack = shop(PAYMENTS_DASHBOARD_REFRESH="600")
+    # the worker process registers its RQ workers in its first second: the page's snapshot should count them
+    wait_until(lambda: payments_queue_state().workers_live > 0, timeout=30, message="the worker to register")
     desk = User.objects.create_user(username="dana", password="correct-horse-battery-9", is_staff=True)
     desk.user_permissions.add(Permission.objects.get(content_type__app_label="payments", codename="view_payment"))
     page = new_context().new_page()
