@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,10 +24,12 @@ from django.conf import settings
 from django.db import connection
 
 from checkout.models import Product
+from infrastructure.embedded_redis import start_embedded_redis
 from infrastructure.processes import spawn_child, stop_processes
 from payments.cards import validate_card
 from payments.models import Actor, Payment
 from payments.services.cards import card_tokenize
+from payments.services.dispatch import payments_queue
 from payments.services.payments import payment_create
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -103,6 +106,21 @@ def lock_holder(postgresql_only, transactional_db):
     yield hold
     holder.rollback()
     holder.close()
+
+
+@pytest.fixture
+def paused_queue_redis(settings):
+    """The payments queue on a Valkey of the test's own, paused with SIGSTOP (never the shared server)."""
+    server, url = start_embedded_redis(None)
+    settings.RQ_QUEUES = {"payments": {**settings.RQ_QUEUES["payments"], "URL": url}}
+    payments_queue.cache_clear()
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield server
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+        payments_queue.cache_clear()
 
 
 @pytest.fixture

@@ -11,25 +11,8 @@ import time
 import pytest
 from django.db import connection
 
-from infrastructure.embedded_redis import start_embedded_redis
 from payments.models import Payment, PaymentStatus
-from payments.services.dispatch import payments_queue
 from tests.api.helpers import create
-
-
-@pytest.fixture
-def paused_queue_redis(settings):
-    """The payments queue on a Valkey of the test's own, paused with SIGSTOP (never the shared server)."""
-    server, url = start_embedded_redis(None)
-    settings.RQ_QUEUES = {"payments": {**settings.RQ_QUEUES["payments"], "URL": url}}
-    payments_queue.cache_clear()
-    os.kill(server.process.pid, signal.SIGSTOP)
-    try:
-        yield server
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
-        server.stop()
-        payments_queue.cache_clear()
 
 
 @pytest.mark.django_db(transaction=True)

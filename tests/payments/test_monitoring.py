@@ -3,8 +3,6 @@ asks them of real daphne and worker processes."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -12,7 +10,6 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from prometheus_client import REGISTRY
 
-from infrastructure.embedded_redis import start_embedded_redis
 from payments.models import Actor, Payment, PaymentStatus
 from payments.services.dispatch import payments_queue
 from payments.services.payments import payment_cancel, payment_process
@@ -107,21 +104,6 @@ def test_readyz_is_503_naming_the_queue_over_its_backlog_limit(settings, live_wo
     body = Client().get("/readyz").json()
     assert body["failing"] == ["queue"]
     assert body["checks"]["queue"]["ok"] is False
-
-
-@pytest.fixture
-def paused_queue_redis(settings):
-    """The payments queue on a Valkey of the test's own, paused (as in tests/api/test_enqueue_redis_paused.py)."""
-    server, url = start_embedded_redis(None)
-    settings.RQ_QUEUES = {"payments": {**settings.RQ_QUEUES["payments"], "URL": url}}
-    payments_queue.cache_clear()
-    os.kill(server.process.pid, signal.SIGSTOP)
-    try:
-        yield server
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
-        server.stop()
-        payments_queue.cache_clear()
 
 
 @pytest.mark.django_db(transaction=True)
