@@ -13,4 +13,5 @@ urlpatterns = [
     path("checkout", views.CheckoutView.as_view(), name="checkout"),
     path("payments/<uuid:payment_id>/wait", views.wait, name="wait"),
     path("orders/<str:number>/retry", views.order_retry, name="order-retry"),
+    path("orders/<str:key>", views.order_page, name="order"),
 ]

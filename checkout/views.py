@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from checkout.cart import MAX_QUANTITY, cart_add, cart_clear, cart_get, cart_replace, cart_set_quantity
 from checkout.forms import CheckoutForm
 from checkout.models import Order, Product
+from checkout.order_links import order_number_from_key
 from checkout.selectors import order_latest_payment, product_get_for_sale, product_list_for_sale
 from checkout.services import (
     EmptyCart,
@@ -256,3 +257,23 @@ def order_retry(request, number):
         return redirect("checkout:wait", payment_id=payment.pk)
     cart_replace(request.session, lines)
     return redirect("checkout:checkout")
+
+
+@never_cache
+def order_page(request, key):
+    """The order page the receipt links to: anyone holding the signed link may see this one order."""
+    number = order_number_from_key(key)
+    order = Order.objects.filter(number=number).first() if number else None
+    if order is None:
+        raise Http404("No such order.")
+    payment = order_latest_payment(order_id=order.pk)
+    return render(
+        request,
+        "checkout/order.html",
+        {
+            "order": order,
+            "payment": payment,
+            "lines": order.lines.all(),
+            "document": links_absolute(payment_status_payload(payment), request) if payment else None,
+        },
+    )
