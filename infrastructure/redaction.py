@@ -67,6 +67,22 @@ def redact_card_data(text: str) -> str:
     return CARD_FIELD_DIGITS.sub(value, CARD_FIELD_VALUE.sub(value, text))
 
 
+# Credentials that travel in a URL: the WebSocket's signed `token` (a bearer credential for one payment's updates)
+# and the order page's signature (`/orders/<number>.<signature>`, which opens that order to whoever holds it).
+# A log reader must not be able to open either from a request line.
+_URL_TOKEN = re.compile(r"(?P<name>[?&]token=)(?P<value>[^&\s#]+)")
+_ORDER_LINK = re.compile(r"(?P<name>/orders/[0-9A-Za-z]+\.)(?P<value>[A-Za-z0-9_-]+)")
+
+
+def redact_url_credentials(text: str) -> str:
+    """`text` (a request line, a URL) with the credentials a URL can carry replaced by stars."""
+
+    def value(match: re.Match) -> str:
+        return match.group("name") + CLEANSED
+
+    return _ORDER_LINK.sub(value, _URL_TOKEN.sub(value, text))
+
+
 def _shows_card_data(value) -> bool:
     try:
         text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else repr(value)

@@ -30,7 +30,7 @@ import structlog
 
 from infrastructure.logs import REQUEST_ID_HEADER
 from infrastructure.reason_phrases import reason_phrase
-from infrastructure.redaction import redact_card_data
+from infrastructure.redaction import redact_card_data, redact_url_credentials
 
 access_logger = structlog.get_logger("daphne.access")
 # The X-Request-ID of the answer whose access log line is being written: daphne writes the line from inside the
@@ -88,7 +88,10 @@ def daphne_access_log_through_logging() -> None:
     --access-log and verbosity still turn it on or off; where the lines go is the logging configuration's.
 
     The id is read from the answer's headers by daphne's request class, given one that remembers it while the
-    line is written. Composes with the other swaps of the class."""
+    line is written. Composes with the other swaps of the class.
+
+    A URL's credentials (a WebSocket's `?token=`, an order link's signature) are starred too: the access log is
+    read by more people than may watch a shopper's payment or open their order."""
     cli = sys.modules.get("daphne.cli")
     http_protocol = sys.modules.get("daphne.http_protocol")
     if cli is None or http_protocol is None or getattr(cli.AccessLogGenerator, "logs_through_logging", False):
@@ -131,7 +134,8 @@ def daphne_access_log_through_logging() -> None:
             request_id = _answer_request_id.get()
             if request_id:
                 fields["request_id"] = request_id
-            access_logger.info(redact_card_data(request), **{k: v for k, v in fields.items() if v is not None})
+            line = redact_url_credentials(redact_card_data(request))
+            access_logger.info(line, **{k: v for k, v in fields.items() if v is not None})
 
     http_protocol.WebRequest = WebRequest  # HTTPFactory.buildProtocol looks the name up per connection
     cli.AccessLogGenerator = AccessLogGenerator

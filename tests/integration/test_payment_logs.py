@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from payments.models import Payment
 from tests.api.helpers import BODY, client_for
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +161,38 @@ def test_a_server_errors_traceback_in_the_logs_shows_no_card(live_stack_factory)
     text = stack.logs()
     assert "4000056655665556" not in text and "4000 0566" not in text
     assert re.search(r"(?<![0-9A-Za-z])7391(?![0-9A-Za-z])", text) is None  # the CVC
+
+
+def test_the_access_log_shows_no_credential_a_url_carried(live_stack_factory):
+    """A WebSocket's signed token opens one payment's updates, an order link's signature opens the order: the
+    access log, which more people read than may do either, stars both (infrastructure/redaction.py)."""
+    from websockets.sync.client import connect
+
+    from checkout.models import Order
+    from checkout.order_links import order_page_path
+
+    stack = live_stack_factory(LOG_FORMAT="json")
+    payment_id = _pay(stack, _token(), f"creds-{uuid.uuid4().hex[:12]}")
+    document = httpx.get(
+        f"{stack.http_url}/api/v1/payments/{payment_id}", headers={"Authorization": f"Token {_token()}"}, timeout=10
+    ).json()
+    socket_url = document["links"]["websocket"]
+    token = socket_url.split("token=", 1)[1]
+    with connect(socket_url) as socket:
+        assert json.loads(socket.recv(timeout=10))["payment"]["id"] == payment_id
+    order = Order.objects.create(email="ada@example.com", total=2400, currency="USD")
+    order_path = order_page_path(order)
+    signature = order_path.rsplit(".", 1)[1]
+    assert httpx.get(stack.http_url + order_path, timeout=10).status_code == 200
+
+    def access_lines() -> list[dict]:
+        return [line for line in _log_lines(stack) if line["logger"] == "daphne.access"]
+
+    wait_until(lambda: any(order.number in line["event"] for line in access_lines()), timeout=10)
+    wait_until(
+        lambda: any(payment_id in line["event"] and "WS" in line["event"] for line in access_lines()), timeout=10
+    )
+    lines = access_lines()
+    assert not [line for line in lines if token in json.dumps(line) or signature in json.dumps(line)], lines
+    everything = _log_lines(stack)
+    assert not [line for line in everything if token in json.dumps(line) or signature in json.dumps(line)], everything
