@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import PermissionDenied
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
@@ -81,6 +82,16 @@ def redact_url_credentials(text: str) -> str:
         return match.group("name") + CLEANSED
 
     return _ORDER_LINK.sub(value, _URL_TOKEN.sub(value, text))
+
+
+def url_without_password(url: str) -> str:
+    """A service URL (Redis's, the database's) fit for a log line: its password starred, the rest as it is."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{CLEANSED}@{netloc[-1]}"))
 
 
 def _shows_card_data(value) -> bool:

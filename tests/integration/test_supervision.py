@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,9 +107,12 @@ def start_runstack(transactional_db, tmp_path):
     its embedded Valkey there. Everything it started is gone at the end, whatever the test did."""
     started: list[Supervisor] = []
 
-    def start(*, workers: int, threads: int, **env: str) -> Supervisor:
+    def start(*, workers: int, threads: int, redis_password: str = "", **env: str) -> Supervisor:
         port, redis_port = _free_port(), _free_port()
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        # A password in the URL runstack is given: nothing answers there, so the embedded server (which has none)
+        # starts on that port, and its children are handed its URL.
+        given_url = f"redis://:{redis_password}@127.0.0.1:{redis_port}/0" if redis_password else redis_url
         log_path = tmp_path / f"runstack-{len(started)}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(  # noqa: S603
@@ -117,7 +121,7 @@ def start_runstack(transactional_db, tmp_path):
                 env={
                     **os.environ,
                     "DATABASE_URL": _database_url_for_subprocesses(),
-                    "REDIS_URL": redis_url,
+                    "REDIS_URL": given_url,
                     "DJANGO_DEBUG": "true",
                     "PYTHONUNBUFFERED": "1",
                     "PAYMENTS_WORKER_THREADS": str(threads),
@@ -372,3 +376,10 @@ def test_runstack_gives_its_processes_one_metrics_directory_emptied_at_start(sta
     wait_until(settled, timeout=10, message="the worker's count on daphne's /metrics")
     (worker_pid,) = [pid for pid, role in stack.children().items() if role == "worker"]
     assert (metrics_dir / f"counter_{worker_pid}.db").exists()
+
+
+def test_runstack_never_writes_the_redis_password_in_its_log(start_runstack):
+    stack = start_runstack(workers=1, threads=2, redis_password="s3cret-redis-pass")
+    log = stack.log()
+    assert re.search(r"nothing answers at redis://:\*+@127\.0\.0\.1:", log), log
+    assert "s3cret-redis-pass" not in log

@@ -24,6 +24,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from infrastructure.embedded_redis import redis_answers, start_embedded_redis
 from infrastructure.processes import spawn_child, stop_in_order
+from infrastructure.redaction import url_without_password
 
 # What the supervisor does is logged like the rest (JSON or text, LOG_FORMAT), not printed: its lines sit among
 # its children's in the same stream.
@@ -74,10 +75,11 @@ class Command(BaseCommand):
 
         embedded = None
         redis_url = settings.REDIS_URL
+        shown = url_without_password(redis_url)
         if redis_answers(redis_url):
-            logger.info(f"Redis: using the server at {redis_url}")
+            logger.info(f"Redis: using the server at {shown}")
         else:
-            logger.info(f"Redis: nothing answers at {redis_url}; starting the embedded Valkey server")
+            logger.info(f"Redis: nothing answers at {shown}; starting the embedded Valkey server")
             embedded, redis_url = start_embedded_redis(redis_url)
 
         metrics_dir = self._fresh_metrics_dir()
