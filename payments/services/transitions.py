@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from infrastructure.redaction import redact_card_data
 from payments.events import PAYMENT, REFUND, StatusChange, status_change_emit
 from payments.models import (
     ALLOWED_REFUND_TRANSITIONS,
@@ -20,6 +21,16 @@ from payments.models import (
     RefundStatus,
 )
 from payments.selectors import payment_status_payload, refund_payload
+
+REASON_MAX_LENGTH = PaymentEvent._meta.get_field("reason").max_length
+
+
+def event_reason(text: str) -> str:
+    """A reason as the event keeps it: scrubbed of card data (a gateway's exception text is written here as it
+    came) and cut to the column's length, so that an unusually long message can never make the change itself
+    fail (a DataError on PostgreSQL would leave a payment `processing` until the reconciler came)."""
+    text = redact_card_data(text)
+    return text if len(text) <= REASON_MAX_LENGTH else text[: REASON_MAX_LENGTH - 1] + "…"
 
 
 class TransitionNotAllowed(Exception):
@@ -85,7 +96,7 @@ def payment_transition(
             to_status=to_status,
             actor=actor,
             actor_user=actor_user,
-            reason=reason,
+            reason=event_reason(reason),
             data=data or {},
         )
         status_change_emit(

@@ -4,7 +4,9 @@ import django_rq
 import pytest
 from django.utils import timezone
 
+from payments.gateway import get_gateway
 from payments.models import Payment, PaymentStatus
+from payments.sandbox.gateway import SandboxGateway
 from payments.sandbox.models import Charge
 from payments.selectors import payment_id_from_ws_token, payment_status_payload
 from payments.services.payments import payment_process
@@ -58,3 +60,28 @@ def test_the_status_document_is_stable_while_the_payment_does_not_change(make_pa
     assert payment_id_from_ws_token(token, now=now) == str(payment.pk)
     assert payment_id_from_ws_token(token, now=now + 2 * 86400) is None  # expired
     assert payment_id_from_ws_token(token + "x", now=now) is None  # tampered
+
+
+class RamblingGateway(SandboxGateway):
+    """A bank client whose failure message is long, and quotes the request it failed on (card number included)."""
+
+    def charge(self, *, token, amount, currency, idempotency_key):
+        raise RuntimeError(f"upstream reset while sending number=4000056655665556 for {token}; " + "detail " * 80)
+
+
+@pytest.fixture
+def rambling_gateway(settings):
+    settings.PAYMENTS_GATEWAY = f"{__name__}.RamblingGateway"
+    get_gateway.cache_clear()
+    yield
+    get_gateway.cache_clear()
+
+
+def test_a_long_gateway_error_still_ends_unknown_with_a_short_scrubbed_reason(make_payment, rambling_gateway):
+    payment = make_payment()
+    payment_process(payment_id=payment.pk)
+    stored = Payment.objects.get(pk=payment.pk)
+    assert stored.status == PaymentStatus.UNKNOWN  # not left processing by a reason too long for its column
+    reason = stored.events.get(to_status="unknown").reason
+    assert reason.startswith("no answer from the gateway") and len(reason) <= 255
+    assert "4000056655665556" not in reason
