@@ -14,6 +14,8 @@ from csp.constants import NONE as CSP_NONE
 from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from payments.currencies import SUPPORTED_CURRENCIES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -256,7 +258,11 @@ RISK_BLOCKED_TEST_CARDS = env.list("RISK_BLOCKED_TEST_CARDS", default=["41000000
 PAYMENTS_WS_TOKEN_TTL = env.int("PAYMENTS_WS_TOKEN_TTL", default=24 * 3600)
 # What the status URL suggests in Retry-After while a payment is not final.
 PAYMENTS_POLL_INTERVAL = env.int("PAYMENTS_POLL_INTERVAL", default=2)
-SHOP_CURRENCY = env("SHOP_CURRENCY", default="USD")
+# The shop's one currency (a cart never mixes two). Any case in the environment; refused at start-up unless it is
+# one we take, rather than found out by the first checkout.
+SHOP_CURRENCY = env("SHOP_CURRENCY", default="USD").strip().upper()
+if SHOP_CURRENCY not in SUPPORTED_CURRENCIES:
+    raise ImproperlyConfigured(f"SHOP_CURRENCY={SHOP_CURRENCY!r} is not one of {', '.join(SUPPORTED_CURRENCIES)}.")
 
 # --- Auth, i18n, static ---------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
