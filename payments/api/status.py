@@ -1,8 +1,13 @@
 """GET /api/v1/payments/{id}/status: the status URL handed out with every 202.
 
-An async view, so that a long-poll (`?wait=N`) holds no thread while it waits: it subscribes to the payment's
-Channels group before reading the database (a change committed in between is not missed), wakes on the
-push, and re-reads the database every few seconds in case a push was dropped.
+An async view: a long-poll (`?wait=N`) subscribes to the payment's Channels group before reading the database
+(a change committed in between is not missed), wakes on the push, and re-reads the database every few seconds in
+case a push was dropped; it holds no database connection while it waits.
+
+It does hold a thread today. Some middlewares in front of it are sync-only (WhiteNoise's, and ours), so Django
+runs the chain on a thread of the request's own (asgiref gives each request one) and calls this view from it;
+that thread waits with the view. Threads, not a bounded pool: `make chaos` found no starvation from it. Making
+every middleware async-capable (WhiteNoise included) would free them; not done yet.
 """
 
 from __future__ import annotations
