@@ -119,3 +119,50 @@ class CheckoutAttempt(models.Model):
         if self.owner_guest_id is not None and self.owner_guest_id == guest_id:
             return True
         return self.owner_user_id is not None and user is not None and self.owner_user_id == user.pk
+
+
+class ShopperEmailKind(models.TextChoices):
+    RECEIPT = "receipt"
+    REFUND_NOTICE = "refund_notice"
+
+
+class ShopperEmailStatus(models.TextChoices):
+    """queued: waiting for its job (or for its next try after a failure); sending: a job claimed it and may have
+    handed it to the mail server (never sent again automatically: see checkout/outbox.py); sent; failed: given up
+    after EMAIL_SEND_ATTEMPTS tries, none of which reached the server."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ShopperEmail(models.Model):
+    """The outbox: one row per email a status change owes a shopper, written in the change's own transaction
+    (checkout/receipts.py), sent by a job once it has committed (checkout/outbox.py). `key` names the event
+    (`receipt:<payment id>`, `refund:<refund id>`): unique, so a replayed event never owes a second email."""
+
+    key = models.CharField(max_length=80, unique=True)
+    kind = models.CharField(max_length=20, choices=ShopperEmailKind.choices)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey("payments.Payment", on_delete=models.PROTECT, related_name="+")
+    refund = models.ForeignKey("payments.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to = models.EmailField()
+    status = models.CharField(max_length=10, choices=ShopperEmailStatus.choices, default=ShopperEmailStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+    # When the reconciler queues its job again if it is still queued by then (the job was lost, or a try failed).
+    recheck_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ShopperEmailStatus.values), name="shopper_email_status_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} ({self.status})"

@@ -172,6 +172,9 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 RQ_QUEUES = {
     "payments": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60},
+    # Receipts and refund notices (checkout/outbox.py): taken by a few threads of each worker process, after the
+    # payments queue, so a slow mail server can hold EMAIL_WORKER_THREADS threads per process and never more.
+    "emails": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60},
 }
 RQ = {
     # Our services enqueue from transaction.on_commit themselves; django-rq's own deferral would
@@ -263,6 +266,42 @@ PAYMENTS_POLL_INTERVAL = env.int("PAYMENTS_POLL_INTERVAL", default=2)
 SHOP_CURRENCY = env("SHOP_CURRENCY", default="USD").strip().upper()
 if SHOP_CURRENCY not in SUPPORTED_CURRENCIES:
     raise ImproperlyConfigured(f"SHOP_CURRENCY={SHOP_CURRENCY!r} is not one of {', '.join(SUPPORTED_CURRENCIES)}.")
+
+# --- Email to shoppers: receipts and refund notices (checkout/receipts.py, checkout/outbox.py) ----------------
+# `make run` (DEBUG) writes every email as a file under var/mail/ (EMAIL_FILE_PATH); production sends by SMTP.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.filebased.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+# STARTTLS on 587 by default; EMAIL_USE_SSL=true (implicit TLS, port 465) instead. Never both: Django refuses it.
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=not EMAIL_USE_SSL)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them.")
+# Seconds any one SMTP operation may wait: Django's default is none, and a stalled mail server would hold a worker
+# thread for good.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Roastery <orders@localhost>")
+SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Where the links in an email point (the order page): the shop's public origin. `manage.py check --deploy` says
+# when it is missing with DEBUG off (checkout/checks.py); `make run` serves on localhost:PORT.
+SHOP_BASE_URL = env("SHOP_BASE_URL", default=f"http://localhost:{os.environ.get('PORT', '8000')}" if DEBUG else "")
+SHOP_NAME = env("SHOP_NAME", default="Roastery")
+# Tries of one email before it is marked failed (none of them reached the mail server); the reconciler queues the
+# next try EMAIL_RETRY_BASE·2^n seconds after a failure.
+EMAIL_SEND_ATTEMPTS = env.int("EMAIL_SEND_ATTEMPTS", default=5)
+EMAIL_RETRY_BASE = env.int("EMAIL_RETRY_BASE", default=30)
+# How long a queued email waits for its job before the reconciler presumes the job lost and queues it again.
+EMAIL_JOB_GRACE = env.int("EMAIL_JOB_GRACE", default=60)
+# Threads of each worker process that also take email jobs (after payment jobs): the most a slow mail server holds.
+EMAIL_WORKER_THREADS = env.int("EMAIL_WORKER_THREADS", default=2)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

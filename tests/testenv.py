@@ -17,6 +17,7 @@ os.environ.setdefault("CARD_FINGERPRINT_KEY", "test-only-card-fingerprint-key-no
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SHOP_BASE_URL", "https://shop.test")  # the links in emails
 os.environ.setdefault("SANDBOX_LATENCY_MS", "0")
 os.environ.setdefault("SANDBOX_LATENCY_JITTER_MS", "0")
 
