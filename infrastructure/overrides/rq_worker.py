@@ -189,10 +189,15 @@ def run_thread_workers(
     burst: bool = False,
     name_prefix: str | None = None,
     logging_level: str = "INFO",
+    side_queue_names: tuple[str, ...] = (),
+    side_threads: int = 0,
 ) -> int:
     """Run `threads` workers on `queue_names` until SIGTERM/SIGINT (or, in burst mode, until the queues are
-    empty). The first signal is a warm stop: every thread finishes the job it holds. A second one is a cold
-    stop: the process exits at once and the reconciler re-drives what its threads held.
+    empty). The first `side_threads` of them also take jobs from `side_queue_names`, after `queue_names`' (RQ
+    dequeues from its queues in order): work that may be slow (email) holds at most that many threads.
+
+    The first signal is a warm stop: every thread finishes the job it holds. A second one is a cold stop: the
+    process exits at once and the reconciler re-drives what its threads held.
 
     A thread that leaves its loop on its own (an error RQ gave up on) warm-stops the others: the process
     ends with an error and its supervisor starts it again with every thread.
@@ -201,9 +206,13 @@ def run_thread_workers(
     """
     connection = redis.Redis.from_url(redis_url)  # thread-safe; each blocked dequeue holds one of its sockets
     queues = [Queue(name, connection=connection) for name in queue_names]
+    with_side = queues + [Queue(name, connection=connection) for name in side_queue_names if name not in queue_names]
     forget_dead_workers(connection)
     names = worker_names(name_prefix or default_name_prefix(), threads)
-    workers = [ThreadWorker(queues, connection=connection, name=name) for name in names]
+    workers = [
+        ThreadWorker(with_side if number < side_threads else queues, connection=connection, name=name)
+        for number, name in enumerate(names)
+    ]
     failures: list[str] = []
     stopping = threading.Event()
     thread_died = threading.Event()

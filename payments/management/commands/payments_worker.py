@@ -33,9 +33,16 @@ class Command(BaseCommand):
             help="a readable prefix for the RQ worker names (default: the hostname); every start adds its pid, a "
             "random token and the thread number, so a restarted process never collides with its dead self",
         )
+        parser.add_argument(
+            "--email-threads",
+            type=int,
+            default=settings.EMAIL_WORKER_THREADS,
+            help="of those, how many also take jobs from the emails queue, after the payments queue's (default: "
+            "EMAIL_WORKER_THREADS; with --burst, every thread does)",
+        )
         parser.add_argument("queues", nargs="*", default=["payments"])
 
-    def handle(self, *args, threads, burst, name, queues, verbosity, **options):
+    def handle(self, *args, threads, burst, name, email_threads, queues, verbosity, **options):
         if threads < 1:
             self.stderr.write("--threads must be at least 1")
             sys.exit(2)
@@ -51,6 +58,11 @@ class Command(BaseCommand):
             burst=burst,
             name_prefix=prefix,
             logging_level=level,
+            # Emails (checkout/outbox.py) on a few threads only: a stalled mail server must not hold the threads
+            # payments need. In a burst every thread takes them: the thread that queued an email (its payment's
+            # receipt) is then still there to send it when the others have left.
+            side_queue_names=("emails",),
+            side_threads=threads if burst else email_threads,
         )
         if failed:
             logger.error(f"payments worker {prefix} (pid {os.getpid()}): {failed} thread(s) died; exiting 1")
