@@ -277,6 +277,10 @@ def live_stack_factory(transactional_db, tmp_path):
             # As `make run` runs it: static files straight from static/, no collectstatic needed.
             "DJANGO_DEBUG": "true",
             "PYTHONUNBUFFERED": "1",
+            # Every email a process of the stack sends (receipts) is a file here, never in the checkout's var/mail/.
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(tmp_path / f"mail-{len(stacks)}"),
+            "SHOP_BASE_URL": f"http://127.0.0.1:{port}",
             **env_overrides,
         }
         log_dir = tmp_path / f"stack-{len(stacks)}"
