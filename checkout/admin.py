@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from checkout.models import Order, OrderLine, Product
+from checkout.models import Order, OrderLine, Product, ShopperEmail
 from payments.cards import BRAND_NAMES
 from payments.currencies import format_money
 from payments.models import Payment
@@ -114,6 +114,28 @@ class OrderAdmin(SaveChangedFieldsOnly):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ShopperEmail)
+class ShopperEmailAdmin(admin.ModelAdmin):
+    """The outbox, read-only: what each shopper was sent, and what was not (docs/operations.md, "Shopper emails").
+    A row left in `sending` may or may not have reached the mail server: it is never sent again automatically."""
+
+    list_display = ("created_at", "kind", "order", "to", "status", "attempts", "sent_at", "last_error")
+    list_filter = ("status", "kind")
+    search_fields = ("order__number", "to", "key")
+    list_select_related = ("order",)
+    fields = ("key", "kind", "order", "payment", "refund", "to", "status", "attempts", "last_error", "recheck_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -279,3 +279,18 @@ def test_a_refund_sends_a_notice_with_what_was_refunded_and_what_is_still_paid(c
     assert "refunded in full" in full.body
     assert "refunded in full" in full.alternatives[0][0]
     assert ShopperEmail.objects.count() == 3
+
+
+def test_staff_see_the_outbox_in_the_admin_and_cannot_change_it(client, product, admin_client):
+    # given
+    payment = _paid(client, product)
+    email = ShopperEmail.objects.get()
+    # when
+    listing = admin_client.get("/admin/checkout/shopperemail/")
+    change = admin_client.post(f"/admin/checkout/shopperemail/{email.pk}/change/", {"status": "sent"})
+    # then
+    assert listing.status_code == 200
+    assert Order.objects.get(pk=payment.order_id).number in listing.content.decode()
+    assert change.status_code == 403
+    email.refresh_from_db()
+    assert email.status == ShopperEmailStatus.QUEUED
