@@ -51,6 +51,10 @@ BENCH_ENV = {
     "SANDBOX_LATENCY_MS": "0",
     "SANDBOX_LATENCY_JITTER_MS": "0",
     "LOG_LEVEL": "WARNING",
+    # Shop payments owe a receipt (checkout/receipts.py): the figures are the payments', so the emails go nowhere,
+    # with no mail server to wait for or to fail on.
+    "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+    "SHOP_BASE_URL": "http://127.0.0.1",
     "PYTHONUNBUFFERED": "1",
 }
 

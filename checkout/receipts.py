@@ -38,22 +38,27 @@ def _owed_by(change: StatusChange) -> _Owed | None:
 
 
 def shopper_email_record(sender, change: StatusChange, **kwargs) -> None:
-    """status_changing: the email this change owes, if any, written with the change. get_or_create on the unique
-    key: an event delivered again (a re-drive, a replay from the PaymentEvent log) finds the row and adds none."""
+    """status_changing: the email this change owes, if any, written with the change. The key is unique: an event
+    delivered again (a re-drive, a replay from the PaymentEvent log) finds the row and adds none."""
     owed = _owed_by(change)
     if owed is None:
         return
     to = Order.objects.values_list("email", flat=True).get(pk=change.order_id)
-    ShopperEmail.objects.get_or_create(
-        key=owed.key,
-        defaults={
-            "kind": owed.kind,
-            "order_id": change.order_id,
-            "payment_id": change.payment_id,
-            "refund_id": owed.refund_id,
-            "to": to,
-            "recheck_at": job_grace_end(),
-        },
+    # INSERT … ON CONFLICT DO NOTHING: one statement in the payment's transaction, where get_or_create would take a
+    # SELECT and a savepoint around its INSERT.
+    ShopperEmail.objects.bulk_create(
+        [
+            ShopperEmail(
+                key=owed.key,
+                kind=owed.kind,
+                order_id=change.order_id,
+                payment_id=change.payment_id,
+                refund_id=owed.refund_id,
+                to=to,
+                recheck_at=job_grace_end(),
+            )
+        ],
+        ignore_conflicts=True,
     )
 
 
