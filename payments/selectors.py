@@ -13,13 +13,15 @@ from payments.models import Payment, Refund
 WS_TOKEN_SALT = "payments.websocket"  # noqa: S105 - a signing namespace, not a secret
 
 
-def payment_ws_token(payment: Payment) -> str:
-    """A credential to subscribe to one payment's updates, valid PAYMENTS_WS_TOKEN_TTL after creation.
+def payment_ws_token(payment: Payment, *, valid_from: float | None = None) -> str:
+    """A credential to subscribe to one payment's updates, valid PAYMENTS_WS_TOKEN_TTL after `valid_from`.
 
-    Deterministic for a payment (its expiry is derived from created_at), so the status document stays the
-    same until the payment changes.
+    By default `valid_from` is the payment's creation: deterministic for a payment, so the status document stays
+    the same until the payment changes. A page that someone may open long after paying (the order page behind its
+    signed link) mints one from the time it is rendered instead.
     """
-    expires = int(payment.created_at.timestamp()) + settings.PAYMENTS_WS_TOKEN_TTL
+    start = payment.created_at.timestamp() if valid_from is None else valid_from
+    expires = int(start) + settings.PAYMENTS_WS_TOKEN_TTL
     # Signer, not signing.dumps: the latter stamps the signing time, which would change the token (and so the
     # status document) every second.
     return signing.Signer(salt=WS_TOKEN_SALT).sign_object({"p": str(payment.id), "e": expires})
@@ -52,6 +54,7 @@ def payment_status_payload(payment: Payment) -> dict:
         "status": payment.status,
         "has_outcome": payment.has_outcome,
         "amount": payment.amount,
+        "amount_refunded": payment.amount_refunded,
         "currency": payment.currency,
         "card": {
             "brand": payment.card_brand,
@@ -117,7 +120,6 @@ def payment_detail_payload(payment: Payment) -> dict:
         "description": payment.description,
         "metadata": payment.metadata,
         "amount_captured": payment.amount_captured,
-        "amount_refunded": payment.amount_refunded,
         "events": [
             {
                 "seq": event.seq,

@@ -160,6 +160,7 @@ STATUS_DOCUMENT_EXAMPLE = OpenApiExample(
         "status": "processing",
         "has_outcome": False,
         "amount": 2400,
+        "amount_refunded": 0,
         "currency": "USD",
         "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030},
         "failure": None,
@@ -184,6 +185,7 @@ DECLINED_EXAMPLE = OpenApiExample(
         "status": "failed",
         "has_outcome": True,
         "amount": 2400,
+        "amount_refunded": 0,
         "currency": "USD",
         "card": {"brand": "visa", "last4": "0002", "exp_month": 12, "exp_year": 2030},
         "failure": {

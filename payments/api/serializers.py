@@ -134,6 +134,9 @@ class PaymentStatusDocument(serializers.Serializer):
     status = serializers.ChoiceField(choices=PaymentStatus.choices)
     has_outcome = serializers.BooleanField(help_text="True once the payment's outcome is known.")
     amount = serializers.IntegerField()
+    amount_refunded = serializers.IntegerField(
+        help_text="What refunds have given back so far, in minor units (0 until a refund succeeds)."
+    )
     currency = serializers.CharField()
     card = CardDocument()
     failure = FailureDocument(allow_null=True)
@@ -179,7 +182,6 @@ class PaymentDocument(PaymentStatusDocument):
     description = serializers.CharField(allow_blank=True)
     metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
     amount_captured = serializers.IntegerField()
-    amount_refunded = serializers.IntegerField()
     events = EventDocument(many=True)
     refunds = RefundDocument(many=True)
 
