@@ -14,4 +14,5 @@ urlpatterns = [
     path("payments/<uuid:payment_id>/wait", views.wait, name="wait"),
     path("orders/<str:number>/retry", views.order_retry, name="order-retry"),
     path("orders/<str:key>", views.order_page, name="order"),
+    path("orders/<str:key>/status", views.order_status, name="order-status"),
 ]

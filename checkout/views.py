@@ -9,12 +9,22 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from checkout.cart import MAX_QUANTITY, cart_add, cart_clear, cart_get, cart_replace, cart_set_quantity
 from checkout.forms import CheckoutForm
 from checkout.models import Order, Product
-from checkout.order_links import order_number_from_key
+from checkout.order_links import order_page_path
+from checkout.order_page import (
+    country_name,
+    money_format_for,
+    order_for_link_key,
+    order_status_path,
+    order_status_payload,
+    order_view_read,
+    payment_socket_path,
+    refund_row,
+)
 from checkout.selectors import order_latest_payment, product_get_for_sale, product_list_for_sale
 from checkout.services import (
     EmptyCart,
@@ -28,7 +38,7 @@ from checkout.services import (
 from infrastructure.problems import PROBLEM_CONTENT_TYPE, problem_body
 from payments.gateway import GatewayError
 from payments.guests import guest_id_ensure, guest_id_from_session
-from payments.links import links_absolute
+from payments.links import links_absolute, url_absolute
 from payments.selectors import payment_get_for_viewer, payment_status_payload
 
 
@@ -237,8 +247,12 @@ def wait(request, payment_id):
         {
             "payment": payment,
             "order": order,
+            "order_url": order_page_path(order) if order else None,
             "lines": order.lines.all() if order else [],
             "document": links_absolute(payment_status_payload(payment), request),
+            # A token from now, like the order page's: the shopper may come back to this page days later.
+            "socket_url": url_absolute(payment_socket_path(payment), request, websocket=True),
+            "money_format": money_format_for(payment.currency),
         },
     )
 
@@ -259,21 +273,47 @@ def order_retry(request, number):
     return redirect("checkout:checkout")
 
 
+# --- the order page: opened by its signed link alone (checkout/order_links.py), from any browser --------------
+
+
+@require_safe
 @never_cache
 def order_page(request, key):
-    """The order page the receipt links to: anyone holding the signed link may see this one order."""
-    number = order_number_from_key(key)
-    order = Order.objects.filter(number=number).first() if number else None
+    """The order page the receipt and the wait page link to: whoever holds the link sees this one order, live."""
+    order = order_for_link_key(key)
     if order is None:
         raise Http404("No such order.")
-    payment = order_latest_payment(order_id=order.pk)
-    return render(
-        request,
-        "checkout/order.html",
-        {
-            "order": order,
-            "payment": payment,
-            "lines": order.lines.all(),
-            "document": links_absolute(payment_status_payload(payment), request) if payment else None,
-        },
-    )
+    view = order_view_read(order)
+    payment = view.payment
+    context = {
+        "order": order,
+        "lines": order.lines.all(),
+        "payment": payment,
+        # As the JSON lists them, so the page and its live updates word each refund alike.
+        "refunds": [refund_row(refund, order.currency) for refund in view.refunds],
+        "country": country_name(order.shipping_country),
+    }
+    if payment is not None:
+        context |= {
+            "document": links_absolute(payment_status_payload(payment), request),
+            # The page's own ways to stay current, both authorized by the link: the fresh socket token, and the
+            # order's JSON to poll (the API's status URL wants the payer's session, which this browser may lack).
+            "socket_url": url_absolute(payment_socket_path(payment), request, websocket=True),
+            "poll_url": order_status_path(order),
+            "money_format": money_format_for(payment.currency),
+        }
+    return render(request, "checkout/order.html", context)
+
+
+@require_safe
+@never_cache
+def order_status(request, key):
+    """The order page as JSON, for the page to poll when it has no socket; a 404 alike for every key that opens
+    no order (tampered, made up, or its order gone), as the page's."""
+    order = order_for_link_key(key)
+    if order is None:
+        return _problem(404, "not_found", "No such order.")
+    payload = order_status_payload(order_view_read(order))
+    if payload["payment"] is not None:
+        payload["payment"] = links_absolute(payload["payment"], request)
+    return JsonResponse(payload)

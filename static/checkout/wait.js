@@ -1,20 +1,47 @@
-// The "please wait" page: learns the outcome pushed over a WebSocket, falls back to polling the status URL.
-// Every status document carries the payment's seq; anything not newer than what we have is ignored, and on
-// every (re)connect the server resends from the database what we have not seen.
+// A payment's live status on the wait page and on the order page: learns each change pushed over a WebSocket,
+// falls back to polling. Every status document carries the payment's seq; anything not newer than what we have
+// is ignored, and on every (re)connect the server resends from the database what we have not seen.
+//
+// The page says where to listen (#payment-status): data-socket-url, a socket whose token the page minted when it
+// was rendered (the one inside a pushed document may have expired: it is never switched to), and data-poll-url,
+// the order page's JSON, which its signed link authorizes (the wait page polls the payment's status URL instead).
+//
+// It listens until nothing can change any more: failed, canceled, refunded. A succeeded or partly refunded payment
+// can still be refunded, so the socket stays open (without one, polling goes on at a slow pace).
 (function () {
   "use strict";
   const root = document.getElementById("payment-status");
   const initial = JSON.parse(document.getElementById("payment-document").textContent);
+  const moneyFormat = JSON.parse(document.getElementById("money-format").textContent);
+  const notice = document.getElementById("connection-notice");
+  const FINAL = ["failed", "canceled", "refunded"];
   const HEARTBEAT_MS = 10000;
+  const POLL_MS = 2000; // while there is no outcome yet
+  const SLOW_POLL_MS = 15000; // once there is: only a refund can still come
+  const MAX_RETRY_MS = 30000;
+  const OFFLINE_TEXT = "We can't reach the shop right now. Your payment is safe; we'll keep trying.";
+  const socketBase = root.dataset.socketUrl || initial.links.websocket;
+  const orderPollUrl = root.dataset.pollUrl || null;
   let lastSeq = 0;
   let current = initial;
   let socket = null;
   let reconnectAttempts = 0;
+  let pollFailures = 0;
   let pollTimer = null;
   let heartbeatTimer = null;
   let finished = false;
 
-  function apply(doc) {
+  function formatMoney(amount) {
+    const digits = moneyFormat.exponent;
+    const text = (amount / Math.pow(10, digits)).toLocaleString("en-US", {
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    });
+    return moneyFormat.symbol ? moneyFormat.symbol + text : text + " " + moneyFormat.currency;
+  }
+
+  // body: the order page's JSON when the document came in it (its refunds are then already at hand).
+  function apply(doc, body) {
     if (!doc || doc.seq <= lastSeq) return;
     lastSeq = doc.seq;
     current = doc;
@@ -24,9 +51,15 @@
     });
     const message = root.querySelector("[data-field=failure-message]");
     if (message && doc.failure) message.textContent = doc.failure.message;
+    if (typeof doc.amount_refunded === "number") {
+      root.querySelectorAll("[data-field=amount-refunded]").forEach(function (field) {
+        field.textContent = formatMoney(doc.amount_refunded);
+      });
+    }
     const shown = root.querySelector("[data-when]:not([hidden]) h1");
     if (shown) document.title = shown.textContent + " · Roastery";
-    if (doc.has_outcome) finish();
+    root.dispatchEvent(new CustomEvent("payment-status", { detail: { payment: doc, body: body || null } }));
+    if (FINAL.indexOf(doc.status) !== -1) finish();
   }
 
   function finish() {
@@ -34,6 +67,16 @@
     clearTimeout(pollTimer);
     clearInterval(heartbeatTimer);
     if (socket) socket.close();
+    setReachable(true);
+  }
+
+  // --- Saying so when the shop cannot be reached ---------------------------------------------------------
+  function setReachable(reachable) {
+    if (!notice) return;
+    notice.textContent = reachable ? "" : OFFLINE_TEXT;
+    root.querySelectorAll("[data-field=usually]").forEach(function (line) {
+      line.hidden = !reachable; // "usually takes a few seconds" is not true while we cannot even ask
+    });
   }
 
   // A link's path and query, to be asked of this page's own origin. The page's documents name them as absolute
@@ -47,7 +90,7 @@
   // --- WebSocket: the fast path ------------------------------------------------------------------------
   function socketUrl() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + window.location.host + pathOf(current.links.websocket) + "&after_seq=" + lastSeq;
+    return scheme + "//" + window.location.host + pathOf(socketBase) + "&after_seq=" + lastSeq;
   }
 
   function connect() {
@@ -60,6 +103,7 @@
     socket.onopen = function () {
       reconnectAttempts = 0;
       stopPolling();
+      setReachable(true);
       // A push dropped by the channel layer while we stay connected is caught by asking again.
       heartbeatTimer = setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) {
@@ -77,12 +121,12 @@
       startPolling(0);
       if (event.code === 4404) return; // the token was refused (expired): polling alone carries on
       reconnectAttempts += 1;
-      const backoff = Math.min(30000, 1000 * Math.pow(2, reconnectAttempts));
-      setTimeout(connect, backoff / 2 + Math.random() * backoff / 2);
+      const backoff = Math.min(MAX_RETRY_MS, 1000 * Math.pow(2, reconnectAttempts));
+      setTimeout(connect, backoff / 2 + (Math.random() * backoff) / 2);
     };
   }
 
-  // --- Polling the status URL: the fallback ------------------------------------------------------------
+  // --- Polling: the fallback ---------------------------------------------------------------------------
   function startPolling(delayMs) {
     if (finished || pollTimer) return;
     pollTimer = setTimeout(poll, delayMs);
@@ -93,31 +137,54 @@
     pollTimer = null;
   }
 
+  function pollRequestUrl() {
+    if (orderPollUrl) return orderPollUrl;
+    // Long-poll: the server answers as soon as the status changes (or after 25 s): 202 while the payment is not
+    // final; once it has an outcome, 303, which fetch follows to the payment itself.
+    return pathOf(current.links.status) + "?wait=25";
+  }
+
   async function poll() {
-    let nextMs = 2000;
+    let nextMs = current.has_outcome ? SLOW_POLL_MS : POLL_MS;
+    let reached = false;
     try {
-      // Long-poll: the server answers as soon as the status changes (or after 25 s): 202 while the payment is
-      // not final; once it is, 303, which fetch follows to the payment itself.
-      const response = await fetch(pathOf(current.links.status) + "?wait=25", {
+      const response = await fetch(pollRequestUrl(), {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
         cache: "no-store",
       });
-      if (response.ok) apply(await response.json());
+      // A 5xx is a proxy with no shop behind it (or a shop that cannot answer): not reached, for the shopper.
+      reached = response.status < 500;
+      if (response.ok) {
+        const body = await response.json();
+        if (orderPollUrl) apply(body.payment, body);
+        else apply(body);
+      }
       const retryAfter = parseInt(response.headers.get("Retry-After"), 10);
-      if (retryAfter > 0) nextMs = retryAfter * 1000;
+      if (retryAfter > 0 && !current.has_outcome) nextMs = retryAfter * 1000;
     } catch (error) {
-      nextMs = 5000;
+      reached = false;
+    }
+    if (reached) {
+      pollFailures = 0;
+    } else {
+      pollFailures += 1;
+      const backoff = Math.min(MAX_RETRY_MS, POLL_MS * Math.pow(2, pollFailures - 1));
+      nextMs = backoff / 2 + (Math.random() * backoff) / 2;
     }
     pollTimer = null;
-    if (!finished && !(socket && socket.readyState === WebSocket.OPEN)) startPolling(nextMs);
+    const socketOpen = socket && socket.readyState === WebSocket.OPEN;
+    if (!socketOpen) setReachable(reached);
+    if (!finished && !socketOpen) startPolling(nextMs);
   }
 
   // --- Show that the page is alive ---------------------------------------------------------------------
   const elapsed = document.getElementById("elapsed");
   const startedAt = Date.now();
   setInterval(function () {
-    if (!finished && elapsed) elapsed.textContent = "Waiting " + Math.round((Date.now() - startedAt) / 1000) + " s";
+    if (!current.has_outcome && elapsed) {
+      elapsed.textContent = "Waiting " + Math.round((Date.now() - startedAt) / 1000) + " s";
+    }
   }, 1000);
 
   // Back/forward cache: a page restored from memory may show an old state; ask for the current one.
