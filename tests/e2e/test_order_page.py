@@ -150,8 +150,8 @@ def test_the_wait_page_says_when_the_shop_cannot_be_reached_and_keeps_trying(sho
     expect(usually).to_be_visible()
     _expect_accessible(page, "the wait page, processing")
 
-    # when: the server goes away (its socket closes, its status URL refuses connections). Stopped rather than
-    # context.set_offline(True): that emulates a network without touching a socket already open.
+    # when: the server goes away (its socket closes, its status URL refuses connections). The server is stopped
+    # rather than the context set offline: a stopped server closes the open socket for certain, as a real outage does.
     daphne = stack.processes[0]
     daphne.terminate()
     daphne.wait(timeout=15)
