@@ -4,6 +4,8 @@ Development defaults are safe only with DJANGO_DEBUG on; with it off, the secret
 come from the environment or start-up stops with a message that says which one is missing.
 """
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -214,7 +216,11 @@ SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=1000)
 SANDBOX_LATENCY_JITTER_MS = env.int("SANDBOX_LATENCY_JITTER_MS", default=250)
 SANDBOX_SLOW_CARD_MS = env.int("SANDBOX_SLOW_CARD_MS", default=5000)
 SANDBOX_OPENING_BALANCE = env.int("SANDBOX_OPENING_BALANCE", default=5_000_000)
-SANDBOX_FAULTS_FILE = env("SANDBOX_FAULTS_FILE", default="")  # make chaos: "unavailable"/"timeout" (test-cards.md)
+SANDBOX_FAULTS_FILE = env("SANDBOX_FAULTS_FILE", default="")
+# The merchant's name the sandbox bank's 3-D Secure challenge page shows.
+SANDBOX_MERCHANT_NAME = env(
+    "SANDBOX_MERCHANT_NAME", default="Roastery"
+)  # make chaos: "unavailable"/"timeout" (test-cards.md)
 # Keys the card fingerprint (an HMAC of the number). Its own secret, required in production: with it, a
 # database dump alone cannot be brute-forced back to card numbers, and rotating the secret key (sessions,
 # tokens) does not change every card's fingerprint. Keep it stable: changing it makes every card look new
@@ -246,6 +252,21 @@ PAYMENTS_PENDING_GRACE = env.int("PAYMENTS_PENDING_GRACE", default=30)
 PAYMENTS_PROCESSING_LEASE = env.int("PAYMENTS_PROCESSING_LEASE", default=PAYMENTS_JOB_TIMEOUT + 30)
 PAYMENTS_SETTLE_RETRY = env.int("PAYMENTS_SETTLE_RETRY", default=10)
 PAYMENTS_RECONCILE_INTERVAL = env.float("PAYMENTS_RECONCILE_INTERVAL", default=5)
+# 3-D Secure (docs/architecture.md, "When the bank asks the cardholder"): how long a payment waits in
+# requires_action for the shopper to authenticate before the reconciler fails it (authentication_expired).
+PAYMENTS_ACTION_TIMEOUT = env.int("PAYMENTS_ACTION_TIMEOUT", default=15 * 60)
+# Where the bank sends a shop's shopper back after the challenge: the wait page. A path ({payment_id} filled in):
+# payments does not import the shop, and the sandbox bank accepts same-origin paths only (no open redirect).
+PAYMENTS_ACTION_RETURN_PATH = env("PAYMENTS_ACTION_RETURN_PATH", default="/payments/{payment_id}/wait")
+# The secret the gateway signs its callbacks with (HMAC-SHA256); whoever holds it can tell us "the cardholder has
+# answered". A real provider hands out one per endpoint: set it then. By default (the sandbox bank, which runs in
+# our processes) it is derived from the secret key, under a name of its own, so it is never the key itself.
+PAYMENTS_GATEWAY_CALLBACK_SECRET = (
+    env("PAYMENTS_GATEWAY_CALLBACK_SECRET", default="")
+    or hmac.new(SECRET_KEY.encode(), b"payments.gateway-callback", hashlib.sha256).hexdigest()
+)
+# A callback signed longer ago than this is refused (a captured one cannot be replayed later).
+PAYMENTS_GATEWAY_CALLBACK_TOLERANCE = env.int("PAYMENTS_GATEWAY_CALLBACK_TOLERANCE", default=300)
 # Seconds between two reads of an open staff dashboard's figures when nothing changes (the queue, the workers);
 # a payment's or refund's change reads them sooner (payments/dashboard_live.py).
 PAYMENTS_DASHBOARD_REFRESH = env.float("PAYMENTS_DASHBOARD_REFRESH", default=5)
@@ -261,6 +282,8 @@ RISK_BLOCKED_TEST_CARDS = env.list("RISK_BLOCKED_TEST_CARDS", default=["41000000
 PAYMENTS_WS_TOKEN_TTL = env.int("PAYMENTS_WS_TOKEN_TTL", default=24 * 3600)
 # What the status URL suggests in Retry-After while a payment is not final.
 PAYMENTS_POLL_INTERVAL = env.int("PAYMENTS_POLL_INTERVAL", default=2)
+# ... and while it waits for the shopper at their bank (requires_action): a human takes tens of seconds there.
+PAYMENTS_ACTION_POLL_INTERVAL = env.int("PAYMENTS_ACTION_POLL_INTERVAL", default=5)
 # The shop's one currency (a cart never mixes two). Any case in the environment; refused at start-up unless it is
 # one we take, rather than found out by the first checkout.
 SHOP_CURRENCY = env("SHOP_CURRENCY", default="USD").strip().upper()

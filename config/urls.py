@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from infrastructure.problem_types import problem_type_page, problem_types_page
+from payments.callbacks import gateway_callback
 from payments.dashboard_view import staff_dashboard
 from payments.monitoring import healthz, metrics, readyz
 from payments.queue_dashboard import queue_dashboard_urlpatterns
@@ -17,6 +18,10 @@ urlpatterns = [
     path("admin/payments/dashboard/", staff_dashboard, name="payments-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("payments.api.urls")),
+    # The gateway's callbacks (webhooks) into our app: signed, verified before anything is read.
+    path("gateway/callbacks", gateway_callback, name="gateway-callback"),
+    # The sandbox bank's own pages (its 3-D Secure challenge): what a real provider serves on its own site.
+    path("sandbox-bank/", include("payments.sandbox.urls")),
     # A page per problem type: every problem document's `type` is one of these (infrastructure/problem_types.py).
     path("problems/", problem_types_page, name="problem-types"),
     path("problems/<slug:slug>", problem_type_page, name="problem-type"),

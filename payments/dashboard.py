@@ -91,9 +91,11 @@ def staff_dashboard_figures(*, now=None) -> dict:
     """Everything the dashboard shows, as a JSON-ready dict (the page's first render and every socket frame)."""
     now = now or timezone.now()
     since = now - timedelta(minutes=WINDOW_MINUTES)
-    # Filtered first, so the (status, ...) indexes bound the read to these three states' rows.
-    counts = Payment.objects.filter(status__in=[S.UNKNOWN, S.PENDING, S.PROCESSING]).aggregate(
+    # Filtered first, so the (status, ...) indexes bound the read to these states' rows.
+    counts = Payment.objects.filter(status__in=[S.UNKNOWN, S.PENDING, S.PROCESSING, S.REQUIRES_ACTION]).aggregate(
         unknown=Count("id", filter=Q(status=S.UNKNOWN)),
+        # Shoppers at their bank's 3-D Secure page now: not stuck, no worker holds them (requires_action).
+        requires_action=Count("id", filter=Q(status=S.REQUIRES_ACTION)),
         # What the reconciler takes for lost: pending past PAYMENTS_PENDING_GRACE, processing past its lease
         # (payments/services/reconcile.py; recheck_at is set to exactly that on entering each state).
         stuck=Count("id", filter=Q(status__in=[S.PENDING, S.PROCESSING], recheck_at__lte=now)),
@@ -105,6 +107,7 @@ def staff_dashboard_figures(*, now=None) -> dict:
         "per_minute": _per_minute(since=since, now=now),
         "time_to_outcome": _time_to_outcome(now=now),
         "unknown": counts["unknown"],
+        "requires_action": counts["requires_action"],
         "stuck": counts["stuck"],
         "pending_grace_seconds": settings.PAYMENTS_PENDING_GRACE,
         "queue": _queue(),

@@ -31,9 +31,19 @@ class CardToken:
 
 @dataclass(frozen=True)
 class ChargeResult:
+    """The bank's answer to a charge: approved, declined (decline_code), or neither yet: the cardholder must
+    authenticate first (3-D Secure), at `next_action_url`. That third answer is not final: the same call with the
+    same idempotency key, once the cardholder has answered, completes the charge (or declines it,
+    authentication_failed)."""
+
     approved: bool
     reference: str
     decline_code: str = ""
+    next_action_url: str = ""
+
+    @property
+    def requires_action(self) -> bool:
+        return bool(self.next_action_url)
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,22 @@ class PaymentGateway(Protocol):
 
     def tokenize(self, card: CardDetails) -> CardToken: ...
 
-    def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult: ...
+    def charge(
+        self, *, token: str, amount: int, currency: str, idempotency_key: str, return_url: str = ""
+    ) -> ChargeResult:
+        """`return_url`: where the bank's authentication page sends the shopper back, if it asks for one."""
+        ...
 
     def charge_outcome(self, *, idempotency_key: str) -> ChargeResult | None:
-        """What the bank did for this key, or None if it has no record of it."""
+        """What the bank did for this key (a charge waiting for the cardholder included), or None if it has no
+        record of it."""
+        ...
+
+    def charge_abandon(self, *, idempotency_key: str, decline_code: str) -> ChargeResult | None:
+        """Give up a charge that waits for the cardholder: the bank voids the authentication and records the key
+        as declined with `decline_code`, so no later call can charge it. If the cardholder has already answered,
+        nothing is voided and the charge completes as any call with the key would (approved, or declined
+        authentication_failed). None if the bank knows nothing of the key."""
         ...
 
     def refund(self, *, charge_reference: str, amount: int, idempotency_key: str) -> RefundResult: ...
@@ -85,6 +107,9 @@ DECLINE_MESSAGES = {
     "processing_error": "We could not reach your bank. No money was taken.",
     "amount_limit": "This amount is above what we can take in one payment.",
     "velocity_limit": "Too many payments with this card in a short time. Please try again later.",
+    "authentication_failed": "Your bank could not confirm it was you (authentication failed). No money was taken.",
+    "authentication_expired": "Your bank's confirmation was not completed in time. No money was taken.",
+    "payment_canceled": "The payment was canceled before your bank confirmed it. No money was taken.",
 }
 
 
@@ -109,12 +134,24 @@ class LoggedGateway:
     def tokenize(self, card: CardDetails) -> CardToken:
         return self._call("tokenize", {}, lambda: self.gateway.tokenize(card))
 
-    def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+    def charge(
+        self, *, token: str, amount: int, currency: str, idempotency_key: str, return_url: str = ""
+    ) -> ChargeResult:
         fields = {"amount": amount, "currency": currency, "idempotency_key": idempotency_key}
         return self._call(
             "charge",
             fields,
-            lambda: self.gateway.charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key),
+            lambda: self.gateway.charge(
+                token=token, amount=amount, currency=currency, idempotency_key=idempotency_key, return_url=return_url
+            ),
+        )
+
+    def charge_abandon(self, *, idempotency_key: str, decline_code: str) -> ChargeResult | None:
+        fields = {"idempotency_key": idempotency_key, "decline_code": decline_code}
+        return self._call(
+            "charge_abandon",
+            fields,
+            lambda: self.gateway.charge_abandon(idempotency_key=idempotency_key, decline_code=decline_code),
         )
 
     def charge_outcome(self, *, idempotency_key: str) -> ChargeResult | None:
@@ -164,6 +201,9 @@ def _outcome(result) -> dict:
         return {"outcome": "no record"}
     if isinstance(result, CardToken):
         return {"outcome": "tokenized", "card_brand": result.brand}
+    if getattr(result, "requires_action", False):
+        # The challenge URL is a bearer credential for the shopper's authentication: never in a log line.
+        return {"outcome": "requires_action", "reference": result.reference}
     outcome = {"outcome": "approved" if result.approved else "declined", "reference": result.reference}
     code = getattr(result, "decline_code", "") or getattr(result, "failure_code", "")
     if code:

@@ -32,10 +32,15 @@ def links_absolute(document: dict, request) -> dict:
     links = document.get("links")
     if not isinstance(links, dict):
         return document
-    return {
+    absolute = {
         **document,
         "links": {name: url_absolute(url, request, websocket=name == "websocket") for name, url in links.items()},
     }
+    # The bank's challenge: a path when the bank is the sandbox, served by this site (a provider's is absolute).
+    next_action = document.get("next_action")
+    if isinstance(next_action, dict) and isinstance(next_action.get("url"), str):
+        absolute["next_action"] = {**next_action, "url": url_absolute(next_action["url"], request)}
+    return absolute
 
 
 def headers_absolute(headers: dict, request) -> dict:

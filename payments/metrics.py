@@ -46,6 +46,11 @@ PAYMENTS_SETTLED = Counter(
 PAYMENTS_UNKNOWN = Counter(
     "payments_unknown", "Payments and refunds that went to unknown (the bank's answer never came)", ["kind"]
 )
+PAYMENTS_REQUIRES_ACTION = Counter(
+    "payments_requires_action",
+    "Times the bank asked the cardholder to authenticate (3-D Secure) before it would charge: payments entering "
+    "requires_action",
+)
 REFUNDS_SETTLED = Counter("payments_refunds_settled", "Refunds that reached an outcome", ["outcome"])
 PROCESSING_SECONDS = Histogram(
     "payments_processing_seconds",
@@ -164,6 +169,9 @@ def metrics_on_status_changed(sender, change, **kwargs) -> None:
         )
     if change.to_status == PaymentStatus.UNKNOWN:
         PAYMENTS_UNKNOWN.labels(kind=PAYMENT).inc()
+        return
+    if change.to_status == PaymentStatus.REQUIRES_ACTION:
+        PAYMENTS_REQUIRES_ACTION.inc()
         return
     # The first outcome only: a refund's later change (succeeded → refunded) is not a payment settling again.
     if change.to_status not in OUTCOME_STATUSES or change.from_status not in UNSETTLED_STATUSES:

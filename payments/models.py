@@ -10,6 +10,9 @@ class PaymentStatus(models.TextChoices):
 
     pending             recorded and queued; no worker has taken it yet (the shopper can still cancel)
     processing          a worker holds it: risk checks and the gateway call are under way
+    requires_action     the bank asked the cardholder to authenticate (3-D Secure): the shopper is sent to the
+                        bank's challenge (`next_action_url`); no worker waits for it. The bank's report resumes it
+                        (back to processing), or PAYMENTS_ACTION_TIMEOUT ends it (failed, authentication_expired)
     succeeded           the bank charged the card
     failed              declined by the bank or refused by our risk checks; nothing was charged
     unknown             the gateway call's answer never came: the bank may or may not have charged. Only
@@ -21,6 +24,7 @@ class PaymentStatus(models.TextChoices):
 
     PENDING = "pending"
     PROCESSING = "processing"
+    REQUIRES_ACTION = "requires_action"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     UNKNOWN = "unknown"
@@ -35,8 +39,14 @@ S = PaymentStatus
 # of `Payment.status` and refuses anything not listed here.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.PROCESSING, S.CANCELED}),
-    S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED, S.UNKNOWN}),
-    S.UNKNOWN: frozenset({S.SUCCEEDED, S.FAILED}),
+    S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED, S.UNKNOWN, S.REQUIRES_ACTION}),
+    # Back to processing once the bank has the cardholder's answer (the resume job charges with the same key);
+    # failed when the cardholder never answers; canceled by the client while the bank still waits (the bank's
+    # authentication is voided first, so it can never be charged afterwards).
+    S.REQUIRES_ACTION: frozenset({S.PROCESSING, S.FAILED, S.CANCELED}),
+    # Settling an unknown payment can find the bank waiting for the cardholder (the worker died after the bank
+    # asked for authentication and before it recorded so).
+    S.UNKNOWN: frozenset({S.SUCCEEDED, S.FAILED, S.REQUIRES_ACTION}),
     S.SUCCEEDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.FAILED: frozenset(),
@@ -47,7 +57,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 # The shopper's question is "did I pay?": these states answer it, so the wait page stops waiting.
 OUTCOME_STATUSES = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 # Not yet answered: the reconciler keeps looking at payments in these states until they leave them.
-UNSETTLED_STATUSES = frozenset({S.PENDING, S.PROCESSING, S.UNKNOWN})
+UNSETTLED_STATUSES = frozenset({S.PENDING, S.PROCESSING, S.REQUIRES_ACTION, S.UNKNOWN})
 REFUNDABLE_STATUSES = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED})
 
 
@@ -94,6 +104,12 @@ class Payment(models.Model):
     decline_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)
     gateway_reference = models.CharField(max_length=64, blank=True)
+    # 3-D Secure (requires_action): where the bank wants the shopper to go, until when we wait for them, and when
+    # the bank reported their answer (its verified callback). The report is kept even if it comes before the
+    # worker has recorded requires_action, so that the worker resumes the payment at once when it does.
+    next_action_url = models.CharField(max_length=500, blank=True)
+    next_action_expires_at = models.DateTimeField(null=True, blank=True)
+    action_reported_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     amount_captured = models.PositiveBigIntegerField(default=0)
     amount_refunded = models.PositiveBigIntegerField(default=0)

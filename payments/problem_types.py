@@ -66,4 +66,14 @@ PAYMENT_PROBLEM_TYPES = (
         "Everything captured has been refunded already, or is being refunded.",
         "Nothing to do: follow the payment's refunds for their outcome.",
     ),
+    ProblemType(
+        "callback_signature_invalid",
+        "Gateway callback not verified",
+        (400,),
+        "A callback to /gateway/callbacks must carry a `Gateway-Signature` header that signs its exact body, made "
+        "within the last few minutes with the secret we share with the gateway. This one did not: nothing it said "
+        "was acted on.",
+        "Only the payment gateway calls this endpoint. Check the shared secret (PAYMENTS_GATEWAY_CALLBACK_SECRET) "
+        "and the clocks.",
+    ),
 )

@@ -49,12 +49,14 @@ class GatewayCall(models.Model):
     class Operation(models.TextChoices):
         CHARGE = "charge", "charge"
         CHARGE_OUTCOME = "charge_outcome", "what became of the charge?"
+        CHARGE_ABANDON = "charge_abandon", "give up waiting for the cardholder"
         REFUND = "refund", "refund"
         REFUND_OUTCOME = "refund_outcome", "what became of the refund?"
 
     class Outcome(models.TextChoices):
         APPROVED = "approved", "approved"
         DECLINED = "declined", "declined"
+        REQUIRES_ACTION = "requires_action", "the cardholder must authenticate (3-D Secure)"
         NO_RECORD = "no_record", "no record (the bank never saw the key)"
         UNAVAILABLE = "unavailable", "unavailable (never reached the bank)"
         TIMEOUT = "timeout", "timeout (the answer was lost)"

@@ -8,7 +8,7 @@ from django.core import signing
 from django.urls import reverse
 
 from payments.gateway import release_database_connection
-from payments.models import Payment, Refund
+from payments.models import Payment, PaymentStatus, Refund
 
 WS_TOKEN_SALT = "payments.websocket"  # noqa: S105 - a signing namespace, not a secret
 
@@ -63,6 +63,7 @@ def payment_status_payload(payment: Payment) -> dict:
             "exp_year": payment.card_exp_year,
         },
         "failure": failure,
+        "next_action": payment_next_action(payment),
         "seq": payment.seq,
         "created_at": payment.created_at.isoformat(),
         "updated_at": payment.updated_at.isoformat(),
@@ -73,6 +74,19 @@ def payment_status_payload(payment: Payment) -> dict:
             "refunds": _api_path("payment-refunds", payment_id=payment.id),
             "websocket": f"/ws/payments/{payment.id}?token={payment_ws_token(payment)}",
         },
+    }
+
+
+def payment_next_action(payment: Payment) -> dict | None:
+    """What the shopper must do for the payment to go on, while it waits for them (requires_action): go to their
+    bank's page (3-D Secure). Stripe's shape; `expires_at` is when we stop waiting (PAYMENTS_ACTION_TIMEOUT)."""
+    if payment.status != PaymentStatus.REQUIRES_ACTION or not payment.next_action_url:
+        return None
+    expires_at = payment.next_action_expires_at
+    return {
+        "type": "redirect_to_url",
+        "url": payment.next_action_url,
+        "expires_at": expires_at.isoformat() if expires_at else None,
     }
 
 

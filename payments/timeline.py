@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from payments.currencies import format_money
-from payments.models import Actor, Payment, RefundStatus
+from payments.models import Actor, Payment, PaymentStatus, RefundStatus
 from payments.recording import GatewayCall, IdempotentReplay, JobAttempt, RecordedKind, StatusPush
 
 # Within one instant, the order in which things happen: the request, then the job, its bank call, the change it
@@ -102,6 +102,8 @@ def _transition(event) -> TimelineEntry:
         detail.append(f"risk rule: {data['risk_rule']}")
     if "refund_id" in data:
         detail.append(f"refund {data['refund_id']}")
+    if event.to_status == PaymentStatus.REQUIRES_ACTION:
+        detail.append("3-D Secure: the shopper was sent to their bank's page; no worker waits for them")
     return TimelineEntry(
         at=event.created_at,
         kind="transition",

@@ -129,6 +129,14 @@ class PaymentLinks(serializers.Serializer):
     websocket = serializers.CharField(help_text="Carries a signed token; valid 24 h after the payment was made.")
 
 
+class NextActionDocument(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["redirect_to_url"])
+    url = serializers.CharField(help_text="The bank's page where the cardholder authenticates (3-D Secure).")
+    expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="When we stop waiting: the payment then fails, authentication_expired."
+    )
+
+
 class PaymentStatusDocument(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=PaymentStatus.choices)
@@ -140,6 +148,9 @@ class PaymentStatusDocument(serializers.Serializer):
     currency = serializers.CharField()
     card = CardDocument()
     failure = FailureDocument(allow_null=True)
+    next_action = NextActionDocument(
+        allow_null=True, help_text="While `requires_action`: send the cardholder to `url`. Otherwise null."
+    )
     seq = serializers.IntegerField(help_text="Increases with every change; ignore documents with a lower seq.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

@@ -36,7 +36,7 @@ from payments.api.throttling import ClientRateThrottle
 from payments.api.views import PAYMENT_ID, payment_for_viewer
 from payments.gateway import release_database_connection
 from payments.links import links_absolute
-from payments.models import Payment
+from payments.models import Payment, PaymentStatus
 from payments.realtime import payment_group_name
 from payments.selectors import payment_status_document_read, payment_status_payload, status_etag
 
@@ -168,6 +168,14 @@ async def wait_for_change(payment_id, baseline_seq: int, timeout: float) -> dict
                 logger.debug("long-poll: could not leave %s", group, exc_info=True)
 
 
+def retry_after_for(document: dict) -> int:
+    """Seconds a poller should wait: longer while the shopper is at their bank (a human, tens of seconds) than
+    while a worker has it (about a second)."""
+    if document.get("status") == PaymentStatus.REQUIRES_ACTION:
+        return settings.PAYMENTS_ACTION_POLL_INTERVAL
+    return settings.PAYMENTS_POLL_INTERVAL
+
+
 def _answer(request, document: dict, client_seq: int | None) -> HttpResponse:
     """The status URL's contract, the one azure-core's LocationPolling (and Durable Functions) follow: 202 with
     Retry-After while the payment is not final, so a poller knows to ask again and when; 303 See Other to the
@@ -182,7 +190,7 @@ def _answer(request, document: dict, client_seq: int | None) -> HttpResponse:
     else:
         response = JsonResponse(document, status=202)
         response["Location"] = document["links"]["status"]
-        response["Retry-After"] = str(settings.PAYMENTS_POLL_INTERVAL)
+        response["Retry-After"] = str(retry_after_for(document))
     response["ETag"] = status_etag(document["id"], document["seq"])
     response["Cache-Control"] = "private, no-cache"  # revalidate every time (ETag); never in a shared cache
     return response

@@ -6,6 +6,8 @@ APPROVE = "approve"
 TRANSIENT_TWICE = "transient_twice"
 ANSWER_LOST = "answer_lost"
 SLOW = "slow"
+# 3-D Secure: the bank asks the cardholder to authenticate on its own page before it charges.
+REQUIRES_AUTHENTICATION = "requires_authentication"
 # Declined by the bank with the behaviour's name as the decline code.
 DECLINES = frozenset({"card_declined", "expired_card", "incorrect_cvc", "lost_card", "stolen_card"})
 
@@ -19,6 +21,7 @@ TEST_CARD_BEHAVIOURS = {
     "4000000000000416": TRANSIENT_TWICE,
     "4000000000000424": ANSWER_LOST,
     "4000000000000440": SLOW,
+    "4000002760003184": REQUIRES_AUTHENTICATION,
 }
 TRANSIENT_FAILURES = 2
 

@@ -20,16 +20,33 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils.crypto import salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from payments.cards import CardDetails
 from payments.gateway import CardToken, ChargeResult, GatewayTimeout, GatewayUnavailable, RefundResult
 from payments.sandbox import behaviours
-from payments.sandbox.models import Account, Charge, FailedAttempt, LedgerEntry, Refund, VaultCard
+from payments.sandbox.models import Account, Authentication, Charge, FailedAttempt, LedgerEntry, Refund, VaultCard
+
+AUTHENTICATION_FAILED = "authentication_failed"
 
 
 def _charge_result(charge: Charge) -> ChargeResult:
     return ChargeResult(approved=charge.approved, reference=charge.reference, decline_code=charge.decline_code)
+
+
+def _action_result(authentication: Authentication) -> ChargeResult:
+    url = reverse("sandbox-bank:challenge", kwargs={"public_id": authentication.public_id})
+    return ChargeResult(approved=False, reference=authentication.reference, next_action_url=url)
+
+
+def same_origin_path(url: str) -> str:
+    """`url` if it is a path of this site (no scheme, no host, not `//host`), else "": the bank sends the cardholder
+    back only there, so a charge cannot turn the challenge page into an open redirect."""
+    if url and url.startswith("/") and url_has_allowed_host_and_scheme(url, allowed_hosts=set()):
+        return url
+    return ""
 
 
 def _refund_result(refund: Refund) -> RefundResult:
@@ -108,14 +125,20 @@ class SandboxGateway:
         )
 
     # --- charges ----------------------------------------------------------------------------------------
-    def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+    def charge(
+        self, *, token: str, amount: int, currency: str, idempotency_key: str, return_url: str = ""
+    ) -> ChargeResult:
         fault = injected_fault()
         _fault_before(fault, "charge")
-        result = self._charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key)
+        result = self._charge(
+            token=token, amount=amount, currency=currency, idempotency_key=idempotency_key, return_url=return_url
+        )
         _fault_after(fault, "charge")
         return result
 
-    def _charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+    def _charge(
+        self, *, token: str, amount: int, currency: str, idempotency_key: str, return_url: str = ""
+    ) -> ChargeResult:
         self._simulate_latency()
         existing = Charge.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -125,7 +148,15 @@ class SandboxGateway:
             time.sleep(settings.SANDBOX_SLOW_CARD_MS / 1000)
         if card.behaviour == behaviours.TRANSIENT_TWICE and self._fail_this_attempt(idempotency_key):
             raise GatewayUnavailable("sandbox: simulated connection failure (nothing was charged)")
-        charge = self._record_charge(card, amount, currency, idempotency_key)
+        forced_decline = ""
+        if card.behaviour == behaviours.REQUIRES_AUTHENTICATION:
+            authentication = self._authentication_for(card, amount, currency, idempotency_key, return_url)
+            if authentication.status == Authentication.Status.PENDING:
+                return _action_result(authentication)
+            if authentication.status == Authentication.Status.FAILED:
+                forced_decline = AUTHENTICATION_FAILED
+            # SUCCEEDED: charged as any card is, now. (VOIDED recorded its declined charge when it was voided.)
+        charge = self._record_charge(card, amount, currency, idempotency_key, forced_decline=forced_decline)
         if card.behaviour == behaviours.ANSWER_LOST:
             raise GatewayTimeout("sandbox: the bank charged, but its answer was lost on the way back")
         return _charge_result(charge)
@@ -135,16 +166,84 @@ class SandboxGateway:
         _fault_before(fault, "charge_outcome")
         self._simulate_latency()
         existing = Charge.objects.filter(idempotency_key=idempotency_key).first()
+        waiting = None
+        if existing is None:
+            waiting = Authentication.objects.filter(
+                idempotency_key=idempotency_key, status=Authentication.Status.PENDING
+            ).first()
         _fault_after(fault, "charge_outcome")
-        return _charge_result(existing) if existing else None
+        if existing is not None:
+            return _charge_result(existing)
+        return _action_result(waiting) if waiting is not None else None
 
-    def _record_charge(self, card: VaultCard, amount: int, currency: str, idempotency_key: str) -> Charge:
+    # --- 3-D Secure ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _authentication_for(
+        card: VaultCard, amount: int, currency: str, idempotency_key: str, return_url: str
+    ) -> Authentication:
+        """The key's challenge, opened by its first charge call (a repeated call gets the same one back)."""
+        authentication, _ = Authentication.objects.get_or_create(
+            idempotency_key=idempotency_key,
+            defaults={
+                "public_id": secrets.token_urlsafe(24),
+                "reference": f"auth_{secrets.token_hex(10)}",
+                "card": card,
+                "amount": amount,
+                "currency": currency,
+                "return_url": same_origin_path(return_url),
+            },
+        )
+        return authentication
+
+    def charge_abandon(self, *, idempotency_key: str, decline_code: str) -> ChargeResult | None:
+        fault = injected_fault()
+        _fault_before(fault, "charge_abandon")
+        self._simulate_latency()
+        result = self._charge_abandon(idempotency_key=idempotency_key, decline_code=decline_code)
+        _fault_after(fault, "charge_abandon")
+        return result
+
+    def _charge_abandon(self, *, idempotency_key: str, decline_code: str) -> ChargeResult | None:
+        with transaction.atomic():
+            # The same lock the cardholder's answer takes (payments.sandbox.challenge): one of the two comes first.
+            authentication = Authentication.objects.select_for_update().filter(idempotency_key=idempotency_key).first()
+            existing = Charge.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return _charge_result(existing)
+            if authentication is None:
+                return None
+            if authentication.status == Authentication.Status.PENDING:
+                authentication.status = Authentication.Status.VOIDED
+                authentication.save(update_fields=["status"])
+                charge = Charge.objects.create(
+                    idempotency_key=idempotency_key,
+                    card=authentication.card,
+                    amount=authentication.amount,
+                    currency=authentication.currency,
+                    approved=False,
+                    decline_code=decline_code,
+                    reference=f"ch_{secrets.token_hex(10)}",
+                )
+                return _charge_result(charge)
+        # The cardholder answered first: the charge completes as the next call with the key would complete it.
+        return self._charge(
+            token=authentication.card.token,
+            amount=authentication.amount,
+            currency=authentication.currency,
+            idempotency_key=idempotency_key,
+        )
+
+    def _record_charge(
+        self, card: VaultCard, amount: int, currency: str, idempotency_key: str, *, forced_decline: str = ""
+    ) -> Charge:
         try:
             with transaction.atomic():
                 account, _ = Account.objects.select_for_update().get_or_create(
                     account_key=card.account_key, defaults={"balance": behaviours.opening_balance(card.behaviour)}
                 )
-                if card.behaviour in behaviours.DECLINES:
+                if forced_decline:
+                    approved, decline_code = False, forced_decline
+                elif card.behaviour in behaviours.DECLINES:
                     approved, decline_code = False, card.behaviour
                 elif amount > account.balance:
                     approved, decline_code = False, "insufficient_funds"

@@ -56,6 +56,35 @@ class Charge(models.Model):
         return f"{self.reference} {self.amount} {self.currency} {outcome}"
 
 
+class Authentication(models.Model):
+    """A 3-D Secure challenge: the bank holds a charge until the cardholder answers on its page.
+
+    One per charge idempotency key. The charge is made (or declined) only when the merchant calls again with the
+    key after the answer; voided, the key is recorded as declined at once, so nothing can charge it afterwards."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # waiting for the cardholder
+        SUCCEEDED = "succeeded"  # the cardholder authenticated: the next charge call with the key charges
+        FAILED = "failed"  # the cardholder failed: the next charge call is declined authentication_failed
+        VOIDED = "voided"  # the merchant gave up (timeout, cancel): the key is declined for good
+
+    # In the challenge URL: whoever holds it can answer, so it is random and long, and never logged.
+    public_id = models.CharField(max_length=64, unique=True)
+    reference = models.CharField(max_length=64, unique=True)  # what the bank calls it in answers and callbacks
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    card = models.ForeignKey(VaultCard, on_delete=models.PROTECT, related_name="authentications")
+    amount = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    # Where the page sends the cardholder afterwards: a path of the merchant's site, or "" (the bank's own page).
+    return_url = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.amount} {self.currency} {self.status}"
+
+
 class Refund(models.Model):
     idempotency_key = models.CharField(max_length=128, unique=True)
     charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="refunds")

@@ -1,7 +1,7 @@
 """The invariants a payments team checks, read-only: `manage.py payments_audit` prints them as JSON.
 
 1. settled_in_time: every payment and refund older than the processing lease (plus the pending grace and a
-   settle retry) has left pending/processing/unknown.
+   settle retry) has left pending/processing/unknown; requires_action may also take PAYMENTS_ACTION_TIMEOUT.
 2. ledger_matches: for every card account at the bank, its debits minus credits equal what we recorded as
    captured minus refunded for the payments made with that card.
 3. charged_once: no payment has more than one debit at the bank, every approved charge belongs to a payment
@@ -37,7 +37,11 @@ def _check(violations: list) -> dict:
 def _settled_in_time(now) -> dict:
     age = settings.PAYMENTS_PENDING_GRACE + settings.PAYMENTS_PROCESSING_LEASE + settings.PAYMENTS_SETTLE_RETRY
     cutoff = now - timedelta(seconds=age)
-    late_payments = Payment.objects.filter(status__in=UNSETTLED_STATUSES, created_at__lt=cutoff)
+    # A payment waiting for the cardholder may rightly wait their whole time at the bank on top.
+    action_cutoff = cutoff - timedelta(seconds=settings.PAYMENTS_ACTION_TIMEOUT)
+    late_payments = Payment.objects.filter(status__in=UNSETTLED_STATUSES, created_at__lt=cutoff).exclude(
+        status=PaymentStatus.REQUIRES_ACTION, created_at__gte=action_cutoff
+    )
     late_refunds = Refund.objects.filter(status__in=UNSETTLED_REFUND_STATUSES, created_at__lt=cutoff)
     violations = [{"payment": str(p), "status": s} for p, s in late_payments.values_list("id", "status")]
     violations += [{"refund": str(r), "status": s} for r, s in late_refunds.values_list("id", "status")]

@@ -21,6 +21,7 @@ from payments.gateway import (
 from payments.metrics import payment_accepted_count
 from payments.models import Actor, Payment, PaymentEvent, PaymentStatus
 from payments.recording import GatewayCall, RecordedKind
+from payments.services import actions
 from payments.services.cards import TokenizedCard
 from payments.services.dispatch import payment_enqueue
 from payments.services.recording import gateway_call_recorded
@@ -106,7 +107,11 @@ def _payment_recorded(payment: Payment) -> None:
 
 
 def payment_cancel(*, payment_id, actor: str, actor_user=None, reason: str = "canceled") -> Payment:
-    """pending → canceled; refused (TransitionNotAllowed) once a worker has taken the payment."""
+    """pending → canceled; requires_action → canceled once the bank has voided the cardholder's authentication
+    (payments.services.actions); refused (TransitionNotAllowed) while a worker holds the payment."""
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.status == PaymentStatus.REQUIRES_ACTION:
+        return actions.payment_action_cancel(payment=payment, actor=actor, actor_user=actor_user, reason=reason)
     return payment_transition(
         payment_id=payment_id, to_status=PaymentStatus.CANCELED, actor=actor, actor_user=actor_user, reason=reason
     )
@@ -116,14 +121,17 @@ def payment_process(*, payment_id, actor: str = Actor.WORKER) -> Payment:
     """The job for a payment, whatever state it is found in; safe to run any number of times.
 
     pending: risk checks, then tx 1 (pending → processing), then the bank call outside any transaction, then
-    tx 2 records the answer. unknown: settle it by asking the bank. Anything else: nothing to do (a live
-    worker holds it, or it is final).
+    tx 2 records the answer. unknown: settle it by asking the bank. requires_action: resume it once the bank has
+    reported the cardholder's answer, or expire it past its deadline (payments.services.actions). Anything else:
+    nothing to do (a live worker holds it, or it is final).
     """
     payment = Payment.objects.get(pk=payment_id)
     if payment.status == PaymentStatus.PENDING:
         return _process_pending(payment, actor)
     if payment.status == PaymentStatus.UNKNOWN:
         return _settle_unknown(payment, actor)
+    if payment.status == PaymentStatus.REQUIRES_ACTION:
+        return actions.payment_action_continue(payment, actor, charge_and_record=_charge_and_record)
     logger.info("payment %s is %s; nothing to do", payment_id, payment.status)
     return payment
 
@@ -153,7 +161,12 @@ def _process_pending(payment: Payment, actor: str) -> Payment:
     except TransitionNotAllowed as refused:
         logger.info("payment %s was taken or ended meanwhile (%s)", payment.pk, refused.obj.status)
         return refused.obj
+    return _charge_and_record(payment, actor)
 
+
+def _charge_and_record(payment: Payment, actor: str) -> Payment:
+    """The bank call of a payment this attempt has just moved to processing (from pending, or resumed from
+    requires_action), outside any transaction, then tx 2."""
     # tx 2 writes only while this attempt still holds the payment. A worker paused past its lease (SIGSTOP, a
     # stalled VM) wakes to find the reconciler has made it unknown, or settled it: its late answer is dropped,
     # even where the state machine alone would allow it (unknown → failed).
@@ -226,6 +239,7 @@ def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
                     amount=payment.amount,
                     currency=payment.currency,
                     idempotency_key=payment.gateway_idempotency_key,
+                    return_url=action_return_url(payment),
                 )
                 call.answered(result)
             return result, attempt + 1
@@ -241,9 +255,32 @@ def _charge_with_retries(payment: Payment) -> tuple[ChargeResult, int]:
     raise GatewayError("unreachable")  # the loop returns or raises
 
 
+def action_return_url(payment: Payment) -> str:
+    """Where the bank's authentication page sends the shopper back: a shop's payment (it has an order) to its wait
+    page, which shows the outcome live. An API client's payment has no page of ours to go back to: the bank's
+    page ends on its own, and the client follows the status document."""
+    if payment.order_id is None:
+        return ""
+    return settings.PAYMENTS_ACTION_RETURN_PATH.format(payment_id=payment.id)
+
+
 def _record_charge_result(
     payment, result: ChargeResult, actor, *, tries: int, reason_prefix: str = "", fence=None
 ) -> Payment:
+    if result.requires_action:
+        # The job ends here: no worker thread waits for the shopper. The bank's report (or the deadline) brings
+        # the payment back to a job.
+        payment = _record(
+            payment,
+            PaymentStatus.REQUIRES_ACTION,
+            actor,
+            reason=f"{reason_prefix}the bank asks the cardholder to authenticate (3-D Secure)",
+            data={"gateway_tries": tries},
+            changes=actions.requires_action_changes(payment, result),
+            fence=fence,
+        )
+        actions.after_requires_action_recorded(payment)
+        return payment
     if result.approved:
         return _record(
             payment,

@@ -5,7 +5,10 @@ Each payment and refund that is not settled carries `recheck_at`. Past it:
   unless a job for it is still waiting in the queue;
 - processing: the worker's lease ran out (a worker SIGKILLed mid-call): the bank may or may not have charged,
   so the payment becomes unknown, and a job is queued to settle it;
-- unknown: queue another settle job (it asks the bank about the payment's idempotency key).
+- unknown: queue another settle job (it asks the bank about the payment's idempotency key);
+- requires_action (payments only): either the bank reported the cardholder's answer and the job that resumes
+  the payment was lost, or the shopper's time (PAYMENTS_ACTION_TIMEOUT) is up: queue the job, which resumes or
+  expires it (payments.services.actions). The job decides which, from the payment, under its lock.
 Everything it queues is safe to run twice, so two reconcilers at once do no harm.
 """
 
@@ -14,8 +17,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
@@ -29,6 +34,7 @@ from payments.services.transitions import TransitionNotAllowed, payment_transiti
 logger = structlog.get_logger(__name__)
 # Payments and refunds share these three unsettled states (same names in both machines).
 UNSETTLED = (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.UNKNOWN)
+PAYMENT_UNSETTLED = (*UNSETTLED, PaymentStatus.REQUIRES_ACTION)
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class _Unsettled:
     id_field: str  # the name its id has in log lines
     mark_unknown: Callable[..., object]
     enqueue: Callable[..., bool]
+    statuses: tuple[str, ...] = UNSETTLED
 
 
 def _mark_payment_unknown(object_id):
@@ -67,6 +74,7 @@ KINDS = (
         "payment_id",
         _mark_payment_unknown,
         lambda object_id: payment_enqueue(payment_id=object_id, unless_queued=True),
+        PAYMENT_UNSETTLED,
     ),
     _Unsettled(
         "refunds",
@@ -79,7 +87,7 @@ KINDS = (
 
 
 def _drive(kind: _Unsettled, *, now, limit: int, done: Counter) -> None:
-    due = kind.model.objects.filter(status__in=UNSETTLED, recheck_at__lte=now).order_by("recheck_at")
+    due = kind.model.objects.filter(status__in=kind.statuses, recheck_at__lte=now).order_by("recheck_at")
     for object_id, status in due.values_list("id", "status")[:limit]:
         # Every line about it (its transition, the enqueue) carries its id: `grep <payment id>` finds them.
         with bound_contextvars(**{kind.id_field: str(object_id)}):
@@ -100,8 +108,14 @@ def _drive_one(kind: _Unsettled, object_id, status: str, done: Counter) -> None:
         except TransitionNotAllowed:
             return  # the worker answered in the meantime
     # Look again later in any case: if the job we queue now is lost too, the next pass re-drives it.
-    waiting = PaymentStatus.PENDING if status == PaymentStatus.PENDING else PaymentStatus.UNKNOWN
-    kind.model.objects.filter(pk=object_id, status=waiting).update(recheck_at=recheck_at_for(waiting))
+    if status == PaymentStatus.REQUIRES_ACTION:
+        # Its recheck time was the shopper's deadline, or the report's grace: the job decides which (it reads
+        # next_action_expires_at, not this), and the next look is a settle retry away.
+        waiting, next_look = status, timezone.now() + timedelta(seconds=settings.PAYMENTS_SETTLE_RETRY)
+    else:
+        waiting = PaymentStatus.PENDING if status == PaymentStatus.PENDING else PaymentStatus.UNKNOWN
+        next_look = recheck_at_for(waiting)
+    kind.model.objects.filter(pk=object_id, status=waiting).update(recheck_at=next_look)
     if kind.enqueue(object_id):
         done[f"{kind.name}_requeued"] += 1
         logger.info("reconciler: queued its job again", found=status)

@@ -156,7 +156,10 @@ class GatewayCallInProgress:
             if result is None:
                 self.outcome = GatewayCall.Outcome.NO_RECORD
                 return
-            self.outcome = GatewayCall.Outcome.APPROVED if result.approved else GatewayCall.Outcome.DECLINED
+            if getattr(result, "requires_action", False):
+                self.outcome = GatewayCall.Outcome.REQUIRES_ACTION
+            else:
+                self.outcome = GatewayCall.Outcome.APPROVED if result.approved else GatewayCall.Outcome.DECLINED
             self.reference = str(result.reference or "")
             self.code = str(getattr(result, "decline_code", "") or getattr(result, "failure_code", "") or "")
         except Exception:

@@ -46,6 +46,8 @@ def recheck_at_for(status: str):
         PaymentStatus.PENDING: settings.PAYMENTS_PENDING_GRACE,
         PaymentStatus.PROCESSING: settings.PAYMENTS_PROCESSING_LEASE,
         PaymentStatus.UNKNOWN: settings.PAYMENTS_SETTLE_RETRY,
+        # The shopper's time at the bank: past it, the reconciler gives up on them (authentication_expired).
+        PaymentStatus.REQUIRES_ACTION: settings.PAYMENTS_ACTION_TIMEOUT,
     }.get(status)
     return timezone.now() + timedelta(seconds=seconds) if seconds is not None else None
 

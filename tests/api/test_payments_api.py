@@ -315,6 +315,7 @@ def test_the_openapi_document_lists_the_filters_the_list_applies(api):
     assert set(parameters["status"]["schema"]["enum"]) == {
         "pending",
         "processing",
+        "requires_action",
         "succeeded",
         "failed",
         "unknown",

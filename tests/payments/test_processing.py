@@ -65,7 +65,7 @@ def test_the_status_document_is_stable_while_the_payment_does_not_change(make_pa
 class RamblingGateway(SandboxGateway):
     """A bank client whose failure message is long, and quotes the request it failed on (card number included)."""
 
-    def charge(self, *, token, amount, currency, idempotency_key):
+    def charge(self, *, token, amount, currency, idempotency_key, return_url=""):
         raise RuntimeError(f"upstream reset while sending number=4000056655665556 for {token}; " + "detail " * 80)
 
 
