@@ -33,7 +33,8 @@ PAYMENT_PROBLEM_TYPES = (
         "Payment being processed",
         (409,),
         "A worker has taken the payment (or is settling an unknown outcome with the bank): it can no longer be "
-        "canceled. Only a payment still waiting in the queue (`pending`) can.",
+        "canceled. Only a payment still waiting in the queue (`pending`), or for the cardholder's authentication "
+        "(`requires_action`, unless they have answered already), can.",
         "Wait for its outcome on the status URL; refund it once it has succeeded if it should not stand.",
     ),
     ProblemType(

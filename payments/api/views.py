@@ -252,11 +252,14 @@ class PaymentDetailView(PrivateAPIView):
 class PaymentCancelView(PrivateAPIView):
     @extend_schema(
         operation_id="payments_cancel",
-        summary="Cancel a payment that no worker has taken yet",
+        summary="Cancel a payment that no worker has taken yet, or that waits for the cardholder's authentication",
         request=None,
         parameters=[PAYMENT_ID],
         responses={
-            202: OpenApiResponse(PaymentStatusDocument, description="Canceled (it was still pending)."),
+            202: OpenApiResponse(
+                PaymentStatusDocument,
+                description="Canceled (it was still pending, or requires_action: the bank's authentication is voided).",
+            ),
             **docs.COMMON_ERRORS,
             **docs.NEGOTIATED,
             **docs.BODY_ERRORS,
