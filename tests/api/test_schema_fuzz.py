@@ -65,6 +65,7 @@ CARDS = {
     "mastercard": ("5555555555554444", "123"),
     "amex": ("378282246310005", "1234"),
     "declined": ("4000000000000002", "123"),
+    "three_d_secure": ("4000002760003184", "123"),
 }
 PAYMENTS = "/api/v1/payments"
 PAYMENT = "/api/v1/payments/{payment_id}"
@@ -169,6 +170,7 @@ def payments_in_every_state(merchant):
         unknown.pk,
         payment_cancel(payment_id=_payment(merchant, "amex").pk, actor=Actor.API).pk,
         payment_process(payment_id=_payment(merchant, "declined").pk).pk,  # failed
+        payment_process(payment_id=_payment(merchant, "three_d_secure").pk).pk,  # requires_action
         _succeeded(merchant, "visa").pk,
         with_refund_in_flight.pk,
         partially_refunded.pk,
