@@ -95,15 +95,20 @@ class PaymentGateway(Protocol):
     def refund_outcome(self, *, idempotency_key: str) -> RefundResult | None: ...
 
 
-# What the shopper and staff read for each decline code. Gateways map their own codes onto these.
+# What the shopper reads for each decline code (the status document's `failure.message`, the wait page). Shopper
+# words only: never a rule of ours, and for a card reported lost or stolen or a payment that looks fraudulent, no
+# more than "declined" (the person at the keyboard may not be the card's holder, and a fraudster learns nothing
+# to work around). Staff and the API keep the precise `decline_code`, and the event log the risk rule.
+# Gateways map their own codes onto these.
+DECLINED_ASK_YOUR_BANK = "Your card was declined. Please try another card, or contact your bank."
 DECLINE_MESSAGES = {
     "card_declined": "Your card was declined by your bank.",
     "insufficient_funds": "Your card has insufficient funds.",
     "expired_card": "Your card has expired.",
     "incorrect_cvc": "The security code (CVC) is incorrect.",
-    "lost_card": "Your card was declined (reported lost). Please contact your bank.",
-    "stolen_card": "Your card was declined (reported stolen). Please contact your bank.",
-    "fraudulent": "This payment was blocked by our fraud checks.",
+    "lost_card": DECLINED_ASK_YOUR_BANK,
+    "stolen_card": DECLINED_ASK_YOUR_BANK,
+    "fraudulent": DECLINED_ASK_YOUR_BANK,
     "processing_error": "We could not reach your bank. No money was taken.",
     "amount_limit": "This amount is above what we can take in one payment.",
     "velocity_limit": "Too many payments with this card in a short time. Please try again later.",
