@@ -20,6 +20,10 @@ class NoEchoTextInput(forms.TextInput):
 
 class CheckoutForm(forms.Form):
     checkout_token = forms.UUIDField(widget=forms.HiddenInput)
+    # What the shopper was shown: the submit charges this cart or nothing (checkout_submit's CartChanged). Not
+    # required: a client that sends no promise (a script) is charged the cart as it is.
+    cart_signature = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    expected_total = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0, max_value=2**53)
     email = forms.EmailField(
         label="Email", validators=[free_text_validate], widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
@@ -71,6 +75,7 @@ class CheckoutForm(forms.Form):
 
     FIELD_FOR_CARD_ERROR = {"number": "card_number", "expiry": "expiry", "cvc": "cvc"}
     CARD_FIELDS = ("card_number", "expiry", "cvc")
+    PROMISE_FIELDS = ("cart_signature", "expected_total")
 
     def full_clean(self):
         super().full_clean()

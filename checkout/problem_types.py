@@ -25,4 +25,28 @@ CHECKOUT_PROBLEM_TYPES = (
         "The cart has nothing in it (it may have been checked out in another tab). Nothing was charged.",
         "Add products to the cart, then check out.",
     ),
+    ProblemType(
+        "cart_changed",
+        "Cart changed",
+        (409,),
+        "The cart is not the one the form showed: a price, a quantity or a product changed since the page was "
+        "opened. Nothing was charged. The answer carries the new `total`, `currency`, `cart_signature`, "
+        "`pay_label`, `checkout_token` and the order summary as `summary_html`.",
+        "Show the shopper the new total, then submit again with the new `cart_signature` and `checkout_token`.",
+    ),
+    ProblemType(
+        "mixed_currency",
+        "Cart in two currencies",
+        (409,),
+        "The cart holds prices in two currencies and one payment takes one. Nothing was charged.",
+        "Remove the items marked in the cart, then check out.",
+    ),
+    ProblemType(
+        "payment_in_progress",
+        "A payment is in progress",
+        (409,),
+        "This session's payment for the cart is still being processed; a form other than the one that made it "
+        "does not start a second. Nothing more was charged. `wait_url` is the page of that payment.",
+        "Follow `wait_url`; once that payment has an outcome, check out again if it did not succeed.",
+    ),
 )

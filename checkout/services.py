@@ -30,6 +30,15 @@ class EmptyCart(Exception):
     pass
 
 
+class MixedCurrency(Exception):
+    """The cart holds prices in two currencies (a cart from before one currency per cart): it cannot be paid."""
+
+
+class CartChanged(Exception):
+    """The cart is not what the shopper's form showed them (a price, a quantity, a product withdrawn): nothing is
+    charged, the shopper is shown the new total and asked again."""
+
+
 class ForeignCheckoutToken(Exception):
     """The submitted form was rendered for another shopper: nothing of it (its payment, its order) is theirs."""
 
@@ -81,6 +90,7 @@ def checkout_submit(
     checkout_token: uuid.UUID,
     owner_user=None,
     owner_guest_id: uuid.UUID | None,
+    expected_signature: str | None = None,
 ) -> Payment:
     """Turn the cart into an order (stock reserved) and a pending payment queued for a worker; or, for a form
     already submitted, the payment it made.
@@ -90,6 +100,13 @@ def checkout_submit(
 
     Raises ForeignCheckoutToken, before anything is looked up or made, when the form was rendered for another
     shopper. A token the shop never rendered (or has forgotten) belongs to whoever submits it first.
+
+    The total is a promise: `expected_signature` is the cart the form showed (Cart.signature), and the charge is
+    exactly the prices in `cart`. A cart that changed since raises CartChanged; a product whose price changed
+    after `cart` was read (a staff edit racing the submit) raises it too, from inside the transaction, so the
+    amount charged is never one the shopper was not shown. A form without a signature (a script, not the shop's
+    page) is charged the cart as read here. Raises EmptyCart, MixedCurrency and OutOfStock too; nothing is
+    recorded then.
     """
     owner_user = _owner_user(owner_user)
     owner = {"user": owner_user, "guest_id": owner_guest_id}
@@ -99,6 +116,7 @@ def checkout_submit(
     earlier = _payment_of_attempt(attempt)
     if earlier is not None and earlier.status not in RETRYABLE_STATUSES:
         return earlier  # a double click: no second vault call, no second payment
+    _cart_check(cart, expected_signature)  # before the vault call: a refused cart costs nothing
     tokenized = card_tokenize(card)
     with transaction.atomic():
         # The attempt's row lock makes concurrent submits of one form wait for each other; the first creates
@@ -112,8 +130,6 @@ def checkout_submit(
         earlier = _payment_of_attempt(attempt)
         if earlier is not None and earlier.status not in RETRYABLE_STATUSES:
             return earlier
-        if cart.is_empty:
-            raise EmptyCart()
         order = Order.objects.create(
             email=email,
             shipping_name=shipping.name,
@@ -126,12 +142,15 @@ def checkout_submit(
         )
         # Products in id order, so two checkouts reserving the same items lock them in the same order.
         for line in sorted(cart.lines, key=lambda line: line.product.pk):
-            # A conditional decrement: two shoppers racing for the last item cannot both get it.
-            reserved = Product.objects.filter(pk=line.product.pk, stock__gte=line.quantity).update(
-                stock=F("stock") - line.quantity
-            )
+            # A conditional decrement: two shoppers racing for the last item cannot both get it, and a price
+            # edited since the cart was read matches nothing, so the order below is never priced differently
+            # from what the shopper was shown.
+            seen = line.product
+            reserved = Product.objects.filter(
+                pk=seen.pk, stock__gte=line.quantity, price=seen.price, currency=seen.currency, is_active=True
+            ).update(stock=F("stock") - line.quantity)
             if not reserved:
-                raise OutOfStock(line.product)
+                raise _why_not_reserved(seen)
             OrderLine.objects.create(
                 order=order,
                 product=line.product,
@@ -151,6 +170,27 @@ def checkout_submit(
             order=order,
             description=f"Order {order.number}",
         )
+
+
+def _cart_check(cart: Cart, expected_signature: str | None) -> None:
+    if cart.is_empty:
+        raise EmptyCart()
+    if cart.has_foreign_currency:
+        raise MixedCurrency()
+    if expected_signature is not None and expected_signature != cart.signature:
+        raise CartChanged()
+    short = next((line for line in cart.lines if line.exceeds_stock), None)
+    if short is not None:
+        raise OutOfStock(short.product)
+
+
+def _why_not_reserved(seen: Product) -> Exception:
+    """The reservation matched no row: the product's price (or its currency, or its sale) changed since the cart
+    was read, or its stock ran out."""
+    now = Product.objects.filter(pk=seen.pk).values("price", "currency", "is_active").first()
+    if now != {"price": seen.price, "currency": seen.currency, "is_active": True}:
+        return CartChanged()
+    return OutOfStock(seen)
 
 
 def order_lines_for_retry(*, order: Order) -> dict[int, int] | None:

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.db import DatabaseError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -11,8 +12,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST, require_safe
 
-from checkout.cart import MAX_QUANTITY, cart_add, cart_clear, cart_get, cart_replace, cart_set_quantity
+from checkout.cart import MAX_QUANTITY, Cart, CurrencyMismatch, cart_add, cart_get, cart_replace, cart_set_quantity
 from checkout.forms import CheckoutForm
+from checkout.journey import (
+    checkout_prefill,
+    checkout_prefill_remember,
+    payment_in_progress,
+    payment_in_progress_remember,
+)
 from checkout.models import Order, Product
 from checkout.order_links import order_page_path
 from checkout.order_page import (
@@ -27,8 +34,10 @@ from checkout.order_page import (
 )
 from checkout.selectors import order_latest_payment, product_get_for_sale, product_list_for_sale
 from checkout.services import (
+    CartChanged,
     EmptyCart,
     ForeignCheckoutToken,
+    MixedCurrency,
     OutOfStock,
     Shipping,
     checkout_attempt_start,
@@ -36,6 +45,7 @@ from checkout.services import (
     order_lines_for_retry,
 )
 from infrastructure.problems import PROBLEM_CONTENT_TYPE, problem_body
+from payments.currencies import format_money
 from payments.gateway import GatewayError
 from payments.guests import guest_id_ensure, guest_id_from_session
 from payments.links import links_absolute, url_absolute
@@ -57,9 +67,16 @@ def _problem(status: int, code: str, detail: str, **extra) -> JsonResponse:
 # --- catalog and cart -----------------------------------------------------------------------------------
 
 
+def _shoppers_cart(request) -> Cart:
+    """The cart as the page must show it: a payment that ended since the last request is settled first (a paid
+    order's lines leave the cart), so the page and the header's count agree."""
+    payment_in_progress(request)
+    return cart_get(request.session)
+
+
 def catalog(request):
     products = product_list_for_sale()
-    return render(request, "checkout/catalog.html", {"products": products, "cart": cart_get(request.session)})
+    return render(request, "checkout/catalog.html", {"products": products, "cart": _shoppers_cart(request)})
 
 
 def product_detail(request, slug):
@@ -71,7 +88,7 @@ def product_detail(request, slug):
         "checkout/product.html",
         {
             "product": product,
-            "cart": cart_get(request.session),
+            "cart": _shoppers_cart(request),
             "quantities": range(1, MAX_QUANTITY + 1),
         },
     )
@@ -101,7 +118,11 @@ def cart_add_view(request):
     if product.stock <= 0:
         messages.error(request, f"Sorry, {product.name} is out of stock.")
         return redirect("checkout:catalog")
-    cart_add(request.session, product=product, quantity=max(1, _quantity(request, 1)))
+    try:
+        cart_add(request.session, product=product, quantity=max(1, _quantity(request, 1)))
+    except CurrencyMismatch as refused:
+        messages.error(request, str(refused))
+        return redirect("checkout:cart")
     messages.success(request, f"{product.name} is in your cart.")
     return redirect("checkout:cart")
 
@@ -117,7 +138,7 @@ def cart_update_view(request):
 @never_cache
 def cart_view(request):
     quantities = range(1, MAX_QUANTITY + 1)
-    return render(request, "checkout/cart.html", {"cart": cart_get(request.session), "quantities": quantities})
+    return render(request, "checkout/cart.html", {"cart": _shoppers_cart(request), "quantities": quantities})
 
 
 # --- checkout -------------------------------------------------------------------------------------------
@@ -131,17 +152,41 @@ FOREIGN_FORM_MESSAGE = (
 )
 
 
-def _fresh_form(request, previous: CheckoutForm | None = None) -> CheckoutForm:
-    """A new form with a token of its own, bound to this shopper; what they typed stays, except the card."""
+MIXED_CURRENCY_MESSAGE = (
+    "Your cart holds prices in two currencies, and one payment takes one. Nothing was charged: remove the items "
+    "marked in your cart, then pay."
+)
+PAYMENT_IN_PROGRESS_MESSAGE = "Your payment for this cart is still being processed; nothing more was charged."
+
+
+def _fresh_form(request, cart: Cart, previous: CheckoutForm | None = None) -> CheckoutForm:
+    """A new form with a token of its own, bound to this shopper, promising the cart as it is now. What they
+    typed stays, except the card; a first form is filled in from their last unpaid order (checkout/journey.py)."""
     # The shopper's guest id exists before the form does: every submit of this form, even one whose answer is
     # lost (and whose session change with it), pays as the same owner, who can then see it.
     attempt = checkout_attempt_start(owner_user=request.user, owner_guest_id=guest_id_ensure(request.session))
-    kept = {}
     if previous is not None:
         kept = {name: value for name, value in previous.cleaned_data.items() if name in previous.fields}
-        for name in (*CheckoutForm.CARD_FIELDS, "checkout_token"):
+        for name in (*CheckoutForm.CARD_FIELDS, *CheckoutForm.PROMISE_FIELDS, "checkout_token"):
             kept.pop(name, None)
-    return CheckoutForm(initial={**kept, "checkout_token": attempt.token})
+    else:
+        kept = checkout_prefill(request.session)
+    promise = {"cart_signature": cart.signature, "expected_total": cart.total}
+    return CheckoutForm(initial={**kept, **promise, "checkout_token": attempt.token})
+
+
+def pay_label(cart: Cart) -> str:
+    return f"Pay {format_money(cart.total, cart.currency)}" if cart.currency else "Pay"
+
+
+def cart_changed_message(cart: Cart, expected_total: int | None) -> str:
+    if expected_total is not None and expected_total != cart.total:
+        was, now = format_money(expected_total, cart.currency), format_money(cart.total, cart.currency)
+        return (
+            f"The total changed from {was} to {now} since you opened this page. "
+            "Nothing was charged: check it and pay again."
+        )
+    return "Your cart changed since you opened this page. Nothing was charged: check the summary and pay again."
 
 
 # Error reports must never carry what the shopper typed into the card fields; no cache (the browser's, a proxy's)
@@ -152,17 +197,25 @@ class CheckoutView(View):
     template_name = "checkout/checkout.html"
 
     def _page(self, request, form, cart, status=200, form_error=""):
-        context = {"form": form, "cart": cart, "form_error": form_error}
+        context = {"form": form, "cart": cart, "form_error": form_error, "pay_label": pay_label(cart)}
         return render(request, self.template_name, context, status=status)
 
     def get(self, request):
-        cart = cart_get(request.session)
+        cart = _shoppers_cart(request)
+        if payment_in_progress(request) is not None:
+            # The back button from the wait page lands here: the way back to that payment, not a second form
+            # (and no redirect, which would trap the back button in a loop).
+            return self._page(request, None, cart)
         if cart.is_empty:
             messages.info(request, "Your cart is empty.")
             return redirect("checkout:cart")
-        return self._page(request, _fresh_form(request), cart)
+        if cart.unavailable:
+            messages.error(request, "Some items in your cart cannot be bought as they are; see below.")
+            return redirect("checkout:cart")
+        return self._page(request, _fresh_form(request, cart), cart)
 
     def post(self, request):
+        in_progress = payment_in_progress(request)
         cart = cart_get(request.session)
         form = CheckoutForm(request.POST)
         if not form.is_valid():
@@ -171,6 +224,12 @@ class CheckoutView(View):
                 return _problem(422, "validation_error", "Some fields need attention.", errors=errors)
             return self._page(request, form, cart, status=422)
         data = form.cleaned_data
+        if in_progress is not None and str(data["checkout_token"]) != in_progress.checkout_token:
+            # Another tab's form, or one opened before this payment: one payment at a time for one cart. The
+            # form whose payment this is still answers with it (a double click, a resubmit).
+            if _wants_json(request):
+                return _problem(409, "payment_in_progress", PAYMENT_IN_PROGRESS_MESSAGE, wait_url=in_progress.wait_url)
+            return self._page(request, None, cart, status=409)
         try:
             payment = checkout_submit(
                 cart=cart,
@@ -186,14 +245,17 @@ class CheckoutView(View):
                 checkout_token=data["checkout_token"],
                 owner_user=request.user,
                 owner_guest_id=guest_id_ensure(request.session),
+                expected_signature=data["cart_signature"] or None,
             )
         except ForeignCheckoutToken:
             # Someone else's form: nothing of its payment is shown, the shopper gets a form of their own.
-            fresh = _fresh_form(request, form)
+            fresh = _fresh_form(request, cart, form)
             if _wants_json(request):
                 token = str(fresh.initial["checkout_token"])
                 return _problem(409, "foreign_checkout_form", FOREIGN_FORM_MESSAGE, checkout_token=token)
             return self._page(request, fresh, cart, status=409, form_error=FOREIGN_FORM_MESSAGE)
+        except CartChanged:
+            return self._cart_changed(request, form)
         except (GatewayError, DatabaseError):
             # The vault is unreachable, or a lock wait ran past its timeout: nothing was recorded, and the same
             # form (same token) may be submitted again safely.
@@ -203,17 +265,20 @@ class CheckoutView(View):
                 return response
             form.add_error(None, UNAVAILABLE_MESSAGE)
             return self._page(request, form, cart, status=503)
-        except (OutOfStock, EmptyCart) as refused:
-            message = str(refused) if isinstance(refused, OutOfStock) else "Your cart is empty."
-            message += " Nothing was charged."
-            code = "out_of_stock" if isinstance(refused, OutOfStock) else "empty_cart"
+        except (OutOfStock, EmptyCart, MixedCurrency) as refused:
+            code, message = {
+                OutOfStock: ("out_of_stock", f"{refused} Nothing was charged."),
+                EmptyCart: ("empty_cart", "Your cart is empty. Nothing was charged."),
+                MixedCurrency: ("mixed_currency", MIXED_CURRENCY_MESSAGE),
+            }[type(refused)]
             if _wants_json(request):
                 return _problem(409, code, message)
             form.add_error(None, message)
             return self._page(request, form, cart, status=409)
 
-        # The cart became this order; "try another card" puts it back if the payment fails.
-        cart_clear(request.session)
+        # The cart is kept until the payment takes money: after a decline it is still there to pay again
+        # (checkout/journey.py settles it on the shopper's next request).
+        payment_in_progress_remember(request.session, payment=payment, checkout_token=data["checkout_token"])
         wait_url = reverse("checkout:wait", kwargs={"payment_id": payment.id})
         if not _wants_json(request):
             # Post/Redirect/Get: a refresh of the next page never re-submits the payment.
@@ -231,6 +296,28 @@ class CheckoutView(View):
         )
         response["Location"] = document["links"]["status"]
         return response
+
+    def _cart_changed(self, request, form):
+        """Nothing charged: the page again with the cart as it is now, a new promise, and what changed."""
+        cart = cart_get(request.session)  # read again: the change may have happened after the first read
+        if cart.is_empty:
+            message = "Your cart is empty now. Nothing was charged."
+            return _problem(409, "empty_cart", message) if _wants_json(request) else redirect("checkout:cart")
+        message = cart_changed_message(cart, form.cleaned_data["expected_total"])
+        fresh = _fresh_form(request, cart, form)
+        if not _wants_json(request):
+            return self._page(request, fresh, cart, status=409, form_error=message)
+        return _problem(
+            409,
+            "cart_changed",
+            message,
+            checkout_token=str(fresh.initial["checkout_token"]),
+            cart_signature=cart.signature,
+            total=cart.total,
+            currency=cart.currency,
+            pay_label=pay_label(cart),
+            summary_html=render_to_string("checkout/_summary.html", {"cart": cart}, request=request),
+        )
 
 
 @never_cache
@@ -269,7 +356,11 @@ def order_retry(request, number):
     if lines is None:
         messages.info(request, "This order's payment did not fail, so there is nothing to retry.")
         return redirect("checkout:wait", payment_id=payment.pk)
-    cart_replace(request.session, lines)
+    # The cart was kept through the decline: it goes back only if it is gone (another device, a new session),
+    # never on top of itself. A cart changed since is the shopper's latest word and stays as it is.
+    if _shoppers_cart(request).is_empty:
+        cart_replace(request.session, lines)
+    checkout_prefill_remember(request.session, order=order)
     return redirect("checkout:checkout")
 
 

@@ -54,6 +54,7 @@
     },
   };
 
+  // The ids the server renders (templates/checkout/_field.html, Django's own): <id>_helptext and <id>_error.
   function showError(name, message) {
     const el = form.querySelector('[data-error-for="' + name + '"]');
     const input = form.elements[name];
@@ -61,8 +62,40 @@
     el.textContent = message || "";
     el.hidden = !message;
     el.closest(".field").classList.toggle("has-error", Boolean(message));
-    input.setAttribute("aria-invalid", message ? "true" : "false");
-    if (message) input.setAttribute("aria-describedby", el.id); else input.removeAttribute("aria-describedby");
+    const hint = document.getElementById(input.id + "_helptext");
+    const describedBy = [hint ? hint.id : "", message ? el.id : ""].filter(Boolean).join(" ");
+    if (message) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    if (describedBy) input.setAttribute("aria-describedby", describedBy); else input.removeAttribute("aria-describedby");
+  }
+
+  // The button says what it charges ("Pay $59.00"); the server's label is the one it comes back to.
+  let payLabel = payButton.textContent;
+
+  function showFormError(message, link) {
+    formError.textContent = message;
+    if (link) {
+      const a = document.createElement("a");
+      a.href = link.href;
+      a.textContent = link.text;
+      formError.append(" ", a);
+    }
+    formError.hidden = false;
+    formError.scrollIntoView({ block: "center" });
+  }
+
+  // The cart changed since the page was rendered: nothing was charged. The summary, the promise the form carries
+  // and the button's amount become the new ones, and the shopper decides again.
+  function showCartChanged(body) {
+    const summary = document.getElementById("order-summary");
+    if (summary && body.summary_html) {
+      const template = document.createElement("template");
+      template.innerHTML = body.summary_html.trim();
+      summary.replaceWith(template.content.firstElementChild);
+    }
+    form.elements.cart_signature.value = body.cart_signature;
+    form.elements.expected_total.value = String(body.total);
+    payLabel = body.pay_label;
+    showFormError(body.detail);
   }
 
   function showErrors(errors) {
@@ -118,16 +151,17 @@
         window.location.assign(body.wait_url);
         return; // keep the button disabled while the browser navigates
       }
-      // A form rendered for another session: the server made this shopper a token of their own.
+      // A form rendered for another session, or a changed cart: the server made this shopper a new token.
       if (body.checkout_token) form.elements.checkout_token.value = body.checkout_token;
       if (response.status === 422 && body.errors) showErrors(body.errors);
-      else { formError.textContent = body.detail || "Something went wrong. Nothing was charged; please try again."; formError.hidden = false; }
+      else if (body.code === "cart_changed") showCartChanged(body);
+      else if (body.code === "payment_in_progress") showFormError(body.detail, { href: body.wait_url, text: "See your payment" });
+      else showFormError(body.detail || "Something went wrong. Nothing was charged; please try again.");
     } catch (error) {
-      formError.textContent = "We could not reach the shop. Check your connection; nothing was charged.";
-      formError.hidden = false;
+      showFormError("We could not reach the shop. Check your connection; nothing was charged.");
     }
     payButton.disabled = false;
     payButton.removeAttribute("aria-busy");
-    payButton.textContent = "Pay";
+    payButton.textContent = payLabel;
   });
 })();

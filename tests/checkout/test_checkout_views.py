@@ -64,7 +64,7 @@ def test_checkout_form_has_the_exact_card_labels_and_a_pay_button(client, produc
     assert labels[0] == "Email"
     assert labels[-3:] == ["Card number", "Expiry", "CVC"]
     assert 'placeholder="MM/YY"' in html
-    assert re.search(r"<button[^>]*>Pay</button>", html)
+    assert re.search(r"<button[^>]*>Pay \$24\.00</button>", html)  # the button says what it charges
     assert re.search(r'name="checkout_token" value="[0-9a-f-]{36}"', html)
 
 
@@ -82,7 +82,11 @@ def test_submit_with_javascript_answers_202_with_the_status_url(client, product)
     assert (order.email, order.shipping_city, order.shipping_country) == ("ada@example.com", "London", "GB")
     assert [(line.name, line.quantity, line.unit_price) for line in order.lines.all()] == [("Espresso beans", 2, 2400)]
     assert [job.args for job in django_rq.get_queue("payments").get_jobs()] == [(str(payment.pk),)]
-    assert "Your cart is empty." in client.get("/cart").text  # the cart became the order
+    # the cart is kept while the payment is under way, and points to it; once paid, the order's lines leave it
+    cart_page = client.get("/cart").text
+    assert "Espresso beans" in cart_page and f'href="/payments/{payment.pk}/wait">See your payment' in cart_page
+    payment_process(payment_id=payment.pk)
+    assert "Your cart is empty." in client.get("/cart").text
 
 
 @pytest.mark.django_db(transaction=True)
