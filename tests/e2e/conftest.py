@@ -179,8 +179,11 @@ def fill_checkout(page: Page, card_number: str, *, expiry: str = "12/30", cvc: s
     page.get_by_label("CVC", exact=True).fill(cvc)
 
 
+PAY_BUTTON_NAME = re.compile(r"^Pay \$\d[\d,]*\.\d\d$")  # the button says what it charges: "Pay $24.00"
+
+
 def pay_button(page: Page):
-    return page.get_by_role("button", name="Pay", exact=True)
+    return page.get_by_role("button", name=PAY_BUTTON_NAME)
 
 
 def pay(page: Page) -> str:
