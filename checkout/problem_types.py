@@ -41,12 +41,4 @@ CHECKOUT_PROBLEM_TYPES = (
         "The cart holds prices in two currencies and one payment takes one. Nothing was charged.",
         "Remove the items marked in the cart, then check out.",
     ),
-    ProblemType(
-        "payment_in_progress",
-        "A payment is in progress",
-        (409,),
-        "This session's payment for the cart is still being processed; a form other than the one that made it "
-        "does not start a second. Nothing more was charged. `wait_url` is the page of that payment.",
-        "Follow `wait_url`; once that payment has an outcome, check out again if it did not succeed.",
-    ),
 )

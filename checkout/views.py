@@ -156,7 +156,6 @@ MIXED_CURRENCY_MESSAGE = (
     "Your cart holds prices in two currencies, and one payment takes one. Nothing was charged: remove the items "
     "marked in your cart, then pay."
 )
-PAYMENT_IN_PROGRESS_MESSAGE = "Your payment for this cart is still being processed; nothing more was charged."
 
 
 def _fresh_form(request, cart: Cart, previous: CheckoutForm | None = None) -> CheckoutForm:
@@ -215,7 +214,7 @@ class CheckoutView(View):
         return self._page(request, _fresh_form(request, cart), cart)
 
     def post(self, request):
-        in_progress = payment_in_progress(request)
+        payment_in_progress(request)  # a payment that ended since is settled first: the cart as it is now
         cart = cart_get(request.session)
         form = CheckoutForm(request.POST)
         if not form.is_valid():
@@ -224,12 +223,6 @@ class CheckoutView(View):
                 return _problem(422, "validation_error", "Some fields need attention.", errors=errors)
             return self._page(request, form, cart, status=422)
         data = form.cleaned_data
-        if in_progress is not None and str(data["checkout_token"]) != in_progress.checkout_token:
-            # Another tab's form, or one opened before this payment: one payment at a time for one cart. The
-            # form whose payment this is still answers with it (a double click, a resubmit).
-            if _wants_json(request):
-                return _problem(409, "payment_in_progress", PAYMENT_IN_PROGRESS_MESSAGE, wait_url=in_progress.wait_url)
-            return self._page(request, None, cart, status=409)
         try:
             payment = checkout_submit(
                 cart=cart,

@@ -71,14 +71,8 @@
   // The button says what it charges ("Pay $59.00"); the server's label is the one it comes back to.
   let payLabel = payButton.textContent;
 
-  function showFormError(message, link) {
+  function showFormError(message) {
     formError.textContent = message;
-    if (link) {
-      const a = document.createElement("a");
-      a.href = link.href;
-      a.textContent = link.text;
-      formError.append(" ", a);
-    }
     formError.hidden = false;
     formError.scrollIntoView({ block: "center" });
   }
@@ -155,7 +149,6 @@
       if (body.checkout_token) form.elements.checkout_token.value = body.checkout_token;
       if (response.status === 422 && body.errors) showErrors(body.errors);
       else if (body.code === "cart_changed") showCartChanged(body);
-      else if (body.code === "payment_in_progress") showFormError(body.detail, { href: body.wait_url, text: "See your payment" });
       else showFormError(body.detail || "Something went wrong. Nothing was charged; please try again.");
     } catch (error) {
       showFormError("We could not reach the shop. Check your connection; nothing was charged.");

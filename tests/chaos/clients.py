@@ -375,9 +375,11 @@ class Shopper:
                     return False
             response = await send(
                 self.log,
-                "POST /cart/add",
+                "POST /cart/update",
                 lambda: self.http.post(
-                    "/cart/add",
+                    # Sets the quantity: the cart is kept until a payment takes money (checkout/journey.py), and
+                    # each submission pays for one item.
+                    "/cart/update",
                     data={"csrfmiddlewaretoken": self.csrf, "product_id": self.product_id, "quantity": 1},
                 ),
                 record=sub,

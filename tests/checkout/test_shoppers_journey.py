@@ -81,21 +81,6 @@ def test_while_a_payment_is_under_way_every_page_points_to_it(client, product):
     assert "See your payment" not in client.get("/").text
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_second_tab_cannot_start_a_second_payment_but_a_double_click_gets_the_first(client, product):
-    client.post("/cart/add", {"product_id": product.pk})
-    first_tab = checkout_form(VISA_OK, cvc="123", token=_token(client.get("/checkout").text))
-    second_tab = checkout_form(VISA_OK, cvc="123", token=_token(client.get("/checkout").text))
-    first = client.post("/checkout", first_tab, **JSON).json()
-    assert client.post("/checkout", first_tab, **JSON).json()["payment_id"] == first["payment_id"]
-    refused = client.post("/checkout", second_tab, **JSON)
-    assert (refused.status_code, refused.json()["code"]) == (409, "payment_in_progress")
-    assert refused.json()["wait_url"] == first["wait_url"]
-    page = client.post("/checkout", second_tab)
-    assert page.status_code == 409 and f'href="{first["wait_url"]}"' in page.text
-    assert Payment.objects.count() == 1
-
-
 @pytest.mark.parametrize(
     ("wrong", "names"),
     [

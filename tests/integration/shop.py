@@ -35,8 +35,11 @@ class Shopper:
         self.csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
 
     def add_to_cart(self, quantity: int = 1) -> None:
+        # Sets the quantity rather than adding to it: the cart is kept until a payment takes money, so a shopper
+        # who pays again at once would otherwise pay for a growing cart.
         response = self.client.post(
-            "/cart/add", data={"csrfmiddlewaretoken": self.csrf, "product_id": self.product_id, "quantity": quantity}
+            "/cart/update",
+            data={"csrfmiddlewaretoken": self.csrf, "product_id": self.product_id, "quantity": quantity},
         )
         assert response.status_code == 302, response.text
 
