@@ -44,6 +44,7 @@ from checkout.services import (
     checkout_submit,
     order_lines_for_retry,
 )
+from checkout.wait_page import bank_step
 from infrastructure.problems import PROBLEM_CONTENT_TYPE, problem_body
 from payments.currencies import format_money
 from payments.gateway import GatewayError
@@ -333,6 +334,7 @@ def wait(request, payment_id):
             # A token from now, like the order page's: the shopper may come back to this page days later.
             "socket_url": url_absolute(payment_socket_path(payment), request, websocket=True),
             "money_format": money_format_for(payment.currency),
+            **bank_step(payment),
         },
     )
 

@@ -112,8 +112,8 @@ DECLINE_MESSAGES = {
     "processing_error": "We could not reach your bank. No money was taken.",
     "amount_limit": "This amount is above what we can take in one payment.",
     "velocity_limit": "Too many payments with this card in a short time. Please try again later.",
-    "authentication_failed": "Your bank could not confirm it was you (authentication failed). No money was taken.",
-    "authentication_expired": "Your bank's confirmation was not completed in time. No money was taken.",
+    "authentication_failed": "Your bank could not confirm it was you. Try again, or use another card.",
+    "authentication_expired": "The confirmation with your bank took too long.",
     "payment_canceled": "The payment was canceled before your bank confirmed it. No money was taken.",
 }
 

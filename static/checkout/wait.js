@@ -6,6 +6,9 @@
 // was rendered (the one inside a pushed document may have expired: it is never switched to), and data-poll-url,
 // the order page's JSON, which its signed link authorizes (the wait page polls the payment's status URL instead).
 //
+// requires_action (3-D Secure) is not an outcome: the shopper goes to their bank through the link the document
+// names (data-field=next-action), and the page keeps listening for what comes after.
+//
 // It listens until nothing can change any more: failed, canceled, refunded. A succeeded or partly refunded payment
 // can still be refunded, so the socket stays open (without one, polling goes on at a slow pace).
 (function () {
@@ -49,6 +52,7 @@
     root.querySelectorAll("[data-when]").forEach(function (section) {
       section.hidden = section.dataset.when.split(" ").indexOf(doc.status) === -1;
     });
+    showNextAction(doc.next_action);
     const message = root.querySelector("[data-field=failure-message]");
     if (message && doc.failure) message.textContent = doc.failure.message;
     if (typeof doc.amount_refunded === "number") {
@@ -60,6 +64,15 @@
     if (shown) document.title = shown.textContent + " · Roastery";
     root.dispatchEvent(new CustomEvent("payment-status", { detail: { payment: doc, body: body || null } }));
     if (FINAL.indexOf(doc.status) !== -1) finish();
+  }
+
+  // 3-D Secure: the link to the bank's page. A page rendered before the bank asked has no URL yet; the document
+  // that says requires_action brings it. Only a web page is linked to, whatever a document might carry.
+  function showNextAction(action) {
+    const link = root.querySelector("[data-field=next-action]");
+    if (!link || !action || typeof action.url !== "string") return;
+    const url = new URL(action.url, window.location.href);
+    if (url.protocol === "https:" || url.protocol === "http:") link.href = url.href;
   }
 
   function finish() {

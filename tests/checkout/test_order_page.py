@@ -125,6 +125,7 @@ STATE_WORDS = {
     "pending": ("Processing", "Please wait, your payment is being processed"),
     "processing": ("Processing", "Please wait, your payment is being processed"),
     "unknown": ("Confirming with your bank", "We're confirming with your bank"),
+    "requires_action": ("Waiting for your bank's confirmation", "Your bank needs to confirm it's you"),
     "succeeded": ("$24.00 was charged to your card.", "Payment successful"),
     "partially_refunded": (
         'Partly refunded: <strong data-field="amount-refunded">$4.00</strong> returned to your card.',
@@ -138,11 +139,13 @@ STATE_WORDS = {
     "canceled": ("The payment was canceled. Nothing was charged.", "Payment canceled"),
 }
 REFUNDED = {"partially_refunded": 400, "refunded": 2400}
+CHALLENGE = "/sandbox-bank/authenticate/tds_challenge"
+CHANGES = {"requires_action": {"next_action_url": CHALLENGE}}
 
 
 @pytest.mark.parametrize("status", list(STATE_WORDS))
 def test_every_state_is_told_in_its_own_words_on_the_order_page_and_the_wait_page(order_with_payment, status):
-    order = order_with_payment(status, refunded=REFUNDED.get(status, 0))
+    order = order_with_payment(status, refunded=REFUNDED.get(status, 0), **CHANGES.get(status, {}))
     payment = Payment.objects.get(order=order)
     on_order_page, on_wait_page = STATE_WORDS[status]
 
@@ -168,9 +171,16 @@ def test_every_state_is_told_in_its_own_words_on_the_order_page_and_the_wait_pag
         assert "is confirmed" not in wait_html.split('data-when="succeeded"')[0]
 
 
-@pytest.mark.parametrize("status", ["pending", "processing", "unknown"])
+@pytest.mark.parametrize("status", ["pending", "processing", "requires_action", "unknown"])
 def test_without_javascript_the_order_page_refreshes_until_there_is_an_outcome(order_with_payment, status):
     assert 'http-equiv="refresh"' in Client().get(order_page_path(order_with_payment(status))).text
+
+
+def test_the_order_page_tells_of_the_banks_question_but_never_links_to_it(order_with_payment):
+    # The link may have been forwarded: the bank's page is for the cardholder, reached from the wait page.
+    html = Client().get(order_page_path(order_with_payment("requires_action", next_action_url=CHALLENGE))).text
+    assert "Waiting for your bank's confirmation" in html
+    assert 'data-field="next-action"' not in html and "Confirm with your bank" not in html
 
 
 @pytest.mark.parametrize("status", ["succeeded", "refunded", "failed"])
