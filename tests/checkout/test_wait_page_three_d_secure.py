@@ -59,6 +59,7 @@ def test_the_question_shows_the_amount_and_a_link_to_the_banks_page_made_absolut
     assert document["next_action"]["url"] == f"http://testserver{CHALLENGE}"
     # no "usually takes a few seconds": that is the processing section's, hidden
     assert "This usually takes a few seconds" not in section
+    assert "{#" not in html  # a template comment over two lines is not one: it would be shown
 
 
 def test_without_javascript_the_page_does_not_refresh_under_the_shopper_reading_the_question(wait_page):
