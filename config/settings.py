@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "checkout",
     "payments",
     "payments.sandbox",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -177,6 +178,9 @@ RQ_QUEUES = {
     # Receipts and refund notices (checkout/outbox.py): taken by a few threads of each worker process, after the
     # payments queue, so a slow mail server can hold EMAIL_WORKER_THREADS threads per process and never more.
     "emails": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60},
+    # Merchant webhooks (webhooks/delivery.py): WEBHOOK_WORKER_THREADS threads of each worker process, others than
+    # the email threads, so a slow merchant server holds those and never a payment's thread.
+    "webhooks": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60},
 }
 RQ = {
     # Our services enqueue from transaction.on_commit themselves; django-rq's own deferral would
@@ -325,6 +329,29 @@ EMAIL_RETRY_BASE = env.int("EMAIL_RETRY_BASE", default=30)
 EMAIL_JOB_GRACE = env.int("EMAIL_JOB_GRACE", default=60)
 # Threads of each worker process that also take email jobs (after payment jobs): the most a slow mail server holds.
 EMAIL_WORKER_THREADS = env.int("EMAIL_WORKER_THREADS", default=2)
+
+# --- Merchant webhooks (docs/webhooks.md) -----------------------------------------------------------------
+# Endpoint URLs may be http and may resolve to private, loopback or link-local addresses: `make run` and the tests
+# (a receiver on 127.0.0.1) only. Off in production, where it would let an API client aim our servers at our own
+# network (server-side request forgery).
+WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)
+# Seconds each step of one delivery may take (connect, send, each read): a receiver that does not answer in time
+# is a failed attempt.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)
+# Seconds between a failed attempt and the next (each ±WEBHOOK_RETRY_JITTER): 10 attempts over about 24 h, then the
+# delivery is failed. The table is in docs/webhooks.md.
+WEBHOOK_RETRY_SCHEDULE = env.list(
+    "WEBHOOK_RETRY_SCHEDULE", cast=float, default=[30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800]
+)
+WEBHOOK_RETRY_JITTER = env.float("WEBHOOK_RETRY_JITTER", default=0.2)
+# How long a delivery waits for its job before the reconciler presumes the job lost and queues it again.
+WEBHOOK_JOB_GRACE = env.int("WEBHOOK_JOB_GRACE", default=60)
+# A delivery whose endpoint is busy with another (one at a time per endpoint) is tried again this much later.
+WEBHOOK_BUSY_DELAY = env.float("WEBHOOK_BUSY_DELAY", default=2.0)
+# After a secret rotation, the old secret keeps signing (a second v1=) this many seconds.
+WEBHOOK_SECRET_GRACE = env.int("WEBHOOK_SECRET_GRACE", default=24 * 3600)
+# Threads of each worker process that take the webhooks queue (after payments): the most slow receivers hold.
+WEBHOOK_WORKER_THREADS = env.int("WEBHOOK_WORKER_THREADS", default=4)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

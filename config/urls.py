@@ -17,6 +17,8 @@ urlpatterns = [
     # The live staff dashboard, ahead of the admin's own routes (which would take the path for an app's page).
     path("admin/payments/dashboard/", staff_dashboard, name="payments-dashboard"),
     path("admin/", admin.site.urls),
+    # Ahead of the payments API, whose last route answers 404 for anything else under api/v1/.
+    path("api/v1/", include("webhooks.urls")),
     path("api/v1/", include("payments.api.urls")),
     # The gateway's callbacks (webhooks) into our app: signed, verified before anything is read.
     path("gateway/callbacks", gateway_callback, name="gateway-callback"),

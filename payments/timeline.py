@@ -9,7 +9,8 @@ Merged here, each from where it is kept:
 - each bank call (GatewayCall: latency, reference, answer);
 - pushes made outside a job (StatusPush);
 - each refund (Refund: asked for, by whom, and how it ended) with its jobs and bank calls;
-- each staff action in the admin (LogEntry, with its user).
+- each staff action in the admin (LogEntry, with its user);
+- whatever higher apps register (`timeline_source_register`): the merchant's webhook tries (webhooks/timeline.py).
 
 A constant number of queries, whatever the payment's history.
 """
@@ -41,7 +42,17 @@ _RANK = {
     "push": 7,
     "attempt-end": 8,
     "refund-end": 9,
+    "webhook": 10,
 }
+
+# Entries of higher apps, which this app may not import: each registers, in its AppConfig.ready, a function of the
+# payment and the ids of it and its refunds that returns its entries (in a constant number of queries).
+_SOURCES: list = []
+
+
+def timeline_source_register(source) -> None:
+    if source not in _SOURCES:
+        _SOURCES.append(source)
 
 
 @dataclass(frozen=True)
@@ -244,4 +255,6 @@ def payment_timeline(*, payment: Payment) -> list[TimelineEntry]:
             content_type=ContentType.objects.get_for_model(Payment), object_id=str(payment.pk)
         ).select_related("user")
     ]
+    for source in _SOURCES:
+        entries += source(payment=payment, object_ids=object_ids)
     return sorted(entries, key=lambda entry: entry.sort_key)

@@ -189,12 +189,13 @@ def run_thread_workers(
     burst: bool = False,
     name_prefix: str | None = None,
     logging_level: str = "INFO",
-    side_queue_names: tuple[str, ...] = (),
-    side_threads: int = 0,
+    side_queues: tuple[tuple[str, int], ...] = (),
 ) -> int:
     """Run `threads` workers on `queue_names` until SIGTERM/SIGINT (or, in burst mode, until the queues are
-    empty). The first `side_threads` of them also take jobs from `side_queue_names`, after `queue_names`' (RQ
-    dequeues from its queues in order): work that may be slow (email) holds at most that many threads.
+    empty). Each `(name, count)` of `side_queues` is also taken by `count` threads, after `queue_names`' (RQ dequeues
+    from its queues in order): work that may be slow (email, webhooks) holds at most that many threads. Each side
+    queue gets threads of its own, following the previous one's (wrapping round when there are not enough), so a
+    stalled mail server and a slow webhook receiver do not wait on the same threads.
 
     The first signal is a warm stop: every thread finishes the job it holds. A second one is a cold stop: the
     process exits at once and the reconciler re-drives what its threads held.
@@ -206,13 +207,17 @@ def run_thread_workers(
     """
     connection = redis.Redis.from_url(redis_url)  # thread-safe; each blocked dequeue holds one of its sockets
     queues = [Queue(name, connection=connection) for name in queue_names]
-    with_side = queues + [Queue(name, connection=connection) for name in side_queue_names if name not in queue_names]
+    taken_by: list[list[Queue]] = [list(queues) for _ in range(threads)]
+    first = 0
+    for name, count in side_queues:
+        if name in queue_names:
+            continue
+        for offset in range(min(count, threads)):
+            taken_by[(first + offset) % threads].append(Queue(name, connection=connection))
+        first += count
     forget_dead_workers(connection)
     names = worker_names(name_prefix or default_name_prefix(), threads)
-    workers = [
-        ThreadWorker(with_side if number < side_threads else queues, connection=connection, name=name)
-        for number, name in enumerate(names)
-    ]
+    workers = [ThreadWorker(taken_by[number], connection=connection, name=name) for number, name in enumerate(names)]
     failures: list[str] = []
     stopping = threading.Event()
     thread_died = threading.Event()

@@ -40,9 +40,17 @@ class Command(BaseCommand):
             help="of those, how many also take jobs from the emails queue, after the payments queue's (default: "
             "EMAIL_WORKER_THREADS; with --burst, every thread does)",
         )
+        parser.add_argument(
+            "--webhook-threads",
+            type=int,
+            default=settings.WEBHOOK_WORKER_THREADS,
+            help="of those, how many (others than the email threads, as far as there are enough) also take jobs from "
+            "the webhooks queue, after the payments queue's (default: WEBHOOK_WORKER_THREADS; with --burst, every "
+            "thread does)",
+        )
         parser.add_argument("queues", nargs="*", default=["payments"])
 
-    def handle(self, *args, threads, burst, name, email_threads, queues, verbosity, **options):
+    def handle(self, *args, threads, burst, name, email_threads, webhook_threads, queues, verbosity, **options):
         if threads < 1:
             self.stderr.write("--threads must be at least 1")
             sys.exit(2)
@@ -61,8 +69,12 @@ class Command(BaseCommand):
             # Emails (checkout/outbox.py) on a few threads only: a stalled mail server must not hold the threads
             # payments need. In a burst every thread takes them: the thread that queued an email (its payment's
             # receipt) is then still there to send it when the others have left.
-            side_queue_names=("emails",),
-            side_threads=threads if burst else email_threads,
+            # Webhooks (webhooks/delivery.py) likewise, on threads of their own: a merchant's slow server must not
+            # hold the threads payments or emails need.
+            side_queues=(
+                ("emails", threads if burst else email_threads),
+                ("webhooks", threads if burst else webhook_threads),
+            ),
         )
         if failed:
             logger.error(f"payments worker {prefix} (pid {os.getpid()}): {failed} thread(s) died; exiting 1")

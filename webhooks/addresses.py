@@ -1,0 +1,79 @@
+"""Where a webhook may be sent: never into our own network (server-side request forgery).
+
+An API client chooses the URL, and our servers send to it: a URL naming (or resolving to) a private, loopback,
+link-local, multicast, reserved or otherwise non-global address would let a client reach what only we can reach
+(the cloud's metadata service at 169.254.169.254, an admin port on 10.x, Redis on localhost). So:
+
+- at registration, the URL must be https and every address its host resolves to must be global;
+- at each delivery the host is resolved again and checked again (DNS may have changed since), and the request is
+  sent to the address that was checked, not to the name (webhooks/sending.py), so a DNS answer that changes between
+  the check and the connection (DNS rebinding) cannot slip a private address in.
+
+WEBHOOKS_ALLOW_PRIVATE_URLS lifts both rules (http, private addresses) for `make run` and the tests, whose
+receivers listen on 127.0.0.1; it is off in production.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class AddressRefused(Exception):
+    """The URL may not be used: `str(error)` says why, in words for the API client."""
+
+
+def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    # is_global is False for private, loopback, link-local, reserved, unspecified and shared (100.64/10) ranges;
+    # multicast addresses can be global, and are no receiver either.
+    return address.is_global and not address.is_multicast
+
+
+def url_check(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL webhooks may be sent to, or AddressRefused. Does not resolve the host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise AddressRefused("Not a valid URL.") from error
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in DEFAULT_PORTS or not host:
+        raise AddressRefused("An http(s) URL with a host is needed.")
+    if scheme != "https" and not settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
+        raise AddressRefused("Webhook URLs must use https.")
+    if parts.username is not None or parts.password is not None:
+        raise AddressRefused("Credentials in the URL are not allowed; authenticate deliveries by their signature.")
+    return scheme, host, port or DEFAULT_PORTS[scheme]
+
+
+def host_resolve_allowed(host: str, port: int) -> str:
+    """The address to connect to for `host`: every address it resolves to must be allowed (a name with one private
+    address among public ones is refused: which one a client would connect to is not ours to choose)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise AddressRefused(f"The host {host!r} does not resolve.") from error
+    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in found]
+    if not addresses:
+        raise AddressRefused(f"The host {host!r} does not resolve.")
+    if not settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
+        refused = [str(address) for address in addresses if not _allowed(address)]
+        if refused:
+            raise AddressRefused(
+                f"The host {host!r} resolves to an address that is private, loopback, link-local or reserved "
+                f"({', '.join(sorted(set(refused)))})."
+            )
+    return str(addresses[0])
+
+
+def url_resolve_allowed(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, address): the URL checked, and the checked address to connect to."""
+    scheme, host, port = url_check(url)
+    return scheme, host, port, host_resolve_allowed(host, port)

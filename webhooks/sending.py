@@ -1,0 +1,88 @@
+"""One HTTP POST of one event to one endpoint, to the address that was checked (webhooks/addresses.py).
+
+The request goes to the checked IP address itself; the name stays where the receiver and TLS need it: the `Host`
+header, and for https the TLS server name (SNI) and the certificate's check, through httpx's `sni_hostname` request
+extension. So the name is resolved once, by us, and the connection cannot land on another address than the one
+checked (DNS rebinding), while the receiver sees an ordinary request for its own name with a certificate verified
+for it.
+
+Bounded: each step (connect, send, every read) waits at most WEBHOOK_TIMEOUT; redirects are never followed (a 3xx is
+a failed attempt: following it would send the event, and our request, wherever the receiver says); at most
+EXCERPT_BYTES of the answer are read and kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+from django.conf import settings
+
+from webhooks.addresses import AddressRefused, url_resolve_allowed
+
+EXCERPT_BYTES = 500
+USER_AGENT = "checkout-webhooks/1"
+
+# Made once: building an SSL context loads the CA bundle, which costs more than many deliveries.
+_SSL_CONTEXT = httpx.create_ssl_context()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int | None  # None: no answer (refused address, connection error, timeout)
+    latency_ms: float
+    excerpt: str = ""
+    error: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def post_pinned(url: str, body: bytes, headers: dict[str, str]) -> Answer:
+    started = time.monotonic()
+
+    def elapsed() -> float:
+        return round((time.monotonic() - started) * 1000, 1)
+
+    try:
+        scheme, host, port, address = url_resolve_allowed(url)
+    except AddressRefused as refused:
+        return Answer(None, elapsed(), error=f"refused: {refused}"[:200])
+    target = httpx.URL(url).copy_with(host=address)
+    default_port = 443 if scheme == "https" else 80
+    sent_headers = {
+        **headers,
+        "Host": host if port == default_port else f"{host}:{port}",
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    extensions = {"sni_hostname": host} if scheme == "https" else {}
+    try:
+        # A client per delivery: no connection is reused for another endpoint's name on the same address.
+        with httpx.Client(
+            timeout=httpx.Timeout(settings.WEBHOOK_TIMEOUT),
+            follow_redirects=False,
+            verify=_SSL_CONTEXT,
+            trust_env=False,  # no proxy from the environment: it would connect by name, unchecked
+        ) as client:
+            request = client.build_request("POST", target, content=body, headers=sent_headers, extensions=extensions)
+            with client.send(request, stream=True) as response:
+                excerpt = _excerpt(response)
+                return Answer(response.status_code, elapsed(), excerpt=excerpt)
+    except httpx.HTTPError as error:
+        return Answer(None, elapsed(), error=f"{type(error).__name__}: {error}"[:200])
+
+
+def _excerpt(response: httpx.Response) -> str:
+    """The start of the body, never more than EXCERPT_BYTES read (a receiver may answer with megabytes)."""
+    kept = b""
+    try:
+        for chunk in response.iter_raw():
+            kept += chunk
+            if len(kept) >= EXCERPT_BYTES:
+                break
+    except httpx.HTTPError:
+        pass  # the status code is the answer; a body cut short is only an excerpt cut short
+    return kept[:EXCERPT_BYTES].decode("utf-8", errors="replace")
