@@ -20,6 +20,8 @@ os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SHOP_BASE_URL", "https://shop.test")  # the links in emails
 os.environ.setdefault("SANDBOX_LATENCY_MS", "0")
 os.environ.setdefault("SANDBOX_LATENCY_JITTER_MS", "0")
+# The tests' webhook receivers listen on 127.0.0.1 (tests/webhooks/receiver.py); tests of the refusal turn it off.
+os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE_URLS", "true")
 
 # Every request the tests make would otherwise be logged at INFO.
 logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -68,9 +68,12 @@ def post_pinned(url: str, body: bytes, headers: dict[str, str]) -> Answer:
             trust_env=False,  # no proxy from the environment: it would connect by name, unchecked
         ) as client:
             request = client.build_request("POST", target, content=body, headers=sent_headers, extensions=extensions)
-            with client.send(request, stream=True) as response:
+            response = client.send(request, stream=True)
+            try:
                 excerpt = _excerpt(response)
-                return Answer(response.status_code, elapsed(), excerpt=excerpt)
+            finally:
+                response.close()
+            return Answer(response.status_code, elapsed(), excerpt=excerpt)
     except httpx.HTTPError as error:
         return Answer(None, elapsed(), error=f"{type(error).__name__}: {error}"[:200])
 
