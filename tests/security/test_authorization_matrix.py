@@ -52,6 +52,8 @@ from payments.services.dispatch import PAYMENT_JOB, payment_job_id, payments_que
 from payments.services.refunds import refund_amount_check
 from tests.integration.shop import checkout_form
 from tests.security.conftest import CARD_OK, CHECKOUT_TOKEN_IN_PAGE, PAYMENT_AMOUNT, World
+from webhooks.models import WebhookEndpoint
+from webhooks.services import endpoint_create
 
 # django-rq numbers its queues in the order of their names: the payments queue's page, whatever else is configured.
 PAYMENTS_QUEUE_ADMIN = f"/admin/rq/queues/{[q['name'] for q in get_queues_list()].index('payments')}/"
@@ -110,6 +112,30 @@ MATRIX: dict[str, dict[str, tuple]] = {
         "api":    (200,      404,      404,         404,          401,      404,       404),
         "shop":   (404,      200,      404,         404,          401,      404,       404),
         "guess":  (404,      404,      404,         404,          401,      404,       404),
+    },
+    # webhook endpoints: any authenticated client, its own only (docs/webhooks.md, "Who may"); "api" is the
+    # merchant's endpoint, "guess" an id that exists nowhere
+    "GET /api/v1/webhook-endpoints": {
+        "-":      (200,      401,      200,         401,          401,      200,       200),
+    },
+    "POST /api/v1/webhook-endpoints": {
+        "-":      (201,      401,      201,         401,          401,      201,       201),
+    },
+    "GET /api/v1/webhook-endpoints/{endpoint_id}": {
+        "api":    (200,      401,      404,         401,          401,      404,       404),
+        "guess":  (404,      401,      404,         401,          401,      404,       404),
+    },
+    "PATCH /api/v1/webhook-endpoints/{endpoint_id}": {
+        "api":    (200,      401,      404,         401,          401,      404,       404),
+        "guess":  (404,      401,      404,         401,          401,      404,       404),
+    },
+    "DELETE /api/v1/webhook-endpoints/{endpoint_id}": {
+        "api":    (204,      401,      404,         401,          401,      404,       404),
+        "guess":  (404,      401,      404,         401,          401,      404,       404),
+    },
+    "POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {
+        "api":    (200,      401,      404,         401,          401,      404,       404),
+        "guess":  (404,      401,      404,         401,          401,      404,       404),
     },
     # the document itself is public
     "GET /api/v1/schema": {
@@ -221,6 +247,13 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
 }
 # The answers that are the cell's permitted write; every other answer must leave the database as it was.
 WRITES = {202, REFUNDED, CANCELED, ASKED, REQUEUED, EMPTIED}
+# The webhook endpoint rows whose owner's 200/201/204 is a permitted write (to its own endpoints).
+WEBHOOK_WRITES = {
+    "POST /api/v1/webhook-endpoints",
+    "PATCH /api/v1/webhook-endpoints/{endpoint_id}",
+    "DELETE /api/v1/webhook-endpoints/{endpoint_id}",
+    "POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+}
 # Who owns which target (for "a stranger learns nothing" and "a stranger's answer carries nothing of it").
 OWNER = {"api": "merchant", "shop": "payer"}
 PAYMENT_ID_SURFACES = ("/api/v1/payments/{payment_id}", "WS ", "/wait", "/retry")
@@ -247,12 +280,13 @@ def test_every_api_operation_has_a_row(db):
     assert len(operations) >= 8, operations
     # then: every operation has its rows, with every target its path can name; and no row names an operation
     # the API no longer has
-    rows = {what for what in MATRIX if what.split(" ", 1)[1].startswith("/api/v1/payments")}
+    rows = {what for what in MATRIX if what.split(" ", 1)[1].startswith(("/api/v1/payments", "/api/v1/webhook-"))}
     assert operations - rows == set(), "operations with no row in MATRIX: who may call them?"
     assert rows - operations == set(), "rows for operations the OpenAPI document does not have"
     for operation in operations:
         targets = set(MATRIX[operation])
         wanted = {"api", "shop", "guess"} if "{payment_id}" in operation else {"-"}
+        wanted = {"api", "guess"} if "{endpoint_id}" in operation else wanted
         assert targets == wanted, (operation, targets)
 
 
@@ -290,6 +324,7 @@ def _snapshot(world: World) -> tuple:
         Order.objects.count(),
         IdempotencyRecord.objects.count(),
         LogEntry.objects.count(),
+        list(WebhookEndpoint.objects.order_by("pk").values_list("pk", "url", "events", "enabled", "secret")),
         django_rq.get_queue("payments").count,
         [(p.status, p.seq, p.amount_refunded) for p in payments],
     )
@@ -299,12 +334,27 @@ def _is_login_redirect(response) -> bool:
     return response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
+def merchant_endpoint(world: World) -> WebhookEndpoint:
+    """The merchant's webhook endpoint (the "api" target of the webhook rows)."""
+    endpoint = WebhookEndpoint.objects.filter(owner=world.merchant_user).first()
+    return endpoint or endpoint_create(owner=world.merchant_user, url="http://127.0.0.1:9/hooks", events=["*"])
+
+
 def _api(world: World, caller, what: str, target: str):
     method, template = what.split(" ", 1)
     payment_id, refund_id = _target_ids(world, target)
     path = template.replace("{payment_id}", payment_id).replace("{refund_id}", refund_id)
+    if "{endpoint_id}" in path:
+        endpoint_id = str(merchant_endpoint(world).pk) if target == "api" else str(uuid.uuid4())
+        path = path.replace("{endpoint_id}", endpoint_id)
     if method == "GET":
         return caller.get(path)
+    if method in ("PATCH", "DELETE"):
+        send = caller.client.patch if method == "PATCH" else caller.client.delete
+        body = {"enabled": False} if method == "PATCH" else None
+        return send(path, body, content_type="application/json", HTTP_X_CSRFTOKEN=caller.csrf)
+    if path == "/api/v1/webhook-endpoints":
+        return caller.post_json(path, {"url": "http://127.0.0.1:9/theirs", "events": ["*"]})
     key = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}
     if path == "/api/v1/payments":
         return caller.post_json(path, {"amount": PAYMENT_AMOUNT, "currency": "USD", "card": CARD_OK}, **key)
@@ -429,6 +479,7 @@ def _ask_everyone(world: World, what: str, target: str) -> tuple[dict, list[str]
     """Every caller asks, each in a savepoint rolled back afterwards, so each meets the same world; an answer
     that is not the cell's permitted write must not have written anything."""
     answers, problems = {}, []
+    secret = merchant_endpoint(world).secret if "/webhook-" in what else None
     for name in CALLERS:
         rollback = transaction.savepoint()
         if what == f"POST {PAYMENTS_QUEUE_ADMIN}empty/":
@@ -439,7 +490,8 @@ def _ask_everyone(world: World, what: str, target: str) -> tuple[dict, list[str]
             _fail_the_shop_payments_job(world)
         before = _snapshot(world)
         response, answers[name] = _ask(world, world.callers[name], what, target)
-        if answers[name] not in WRITES and _snapshot(world) != before:
+        permitted = answers[name] in WRITES or (what in WEBHOOK_WRITES and answers[name] in (200, 201, 204))
+        if not permitted and _snapshot(world) != before:
             problems.append(
                 f"{what} [{target}] {name}: answered {answers[name]} but wrote: {before} -> {_snapshot(world)}"
             )
@@ -450,6 +502,8 @@ def _ask_everyone(world: World, what: str, target: str) -> tuple[dict, list[str]
             is_problem = response.get("Content-Type") == "application/problem+json"
             if 400 <= response.status_code < 500 and "/api/v1/" in what and not is_problem:
                 problems.append(f"{what} [{target}] {name}: {response.status_code} is not a problem document")
+        if secret is not None and secret.encode() in response.content:
+            problems.append(f"{what} [{target}] {name}: was shown the merchant's webhook secret")
         transaction.savepoint_rollback(rollback)
     return answers, problems
 
