@@ -37,6 +37,8 @@ ENDPOINT_ID = OpenApiParameter(
 EVENT_CHOICES = [*EventType.values, ALL_EVENTS]
 NOT_FOUND = docs.problem("No such webhook endpoint for this client", "not_found", 404)
 ERRORS = {**docs.COMMON_ERRORS, 404: NOT_FOUND, **docs.NEGOTIATED}
+# The list and the create name no endpoint: no 404.
+LIST_ERRORS = {**docs.METHOD_ERRORS, **docs.NEGOTIATED}
 BODY_ERRORS = {
     **docs.BODY_ERRORS,
     400: docs.problem("A body that is not JSON (or nests too deeply)", "parse_error", 400),
@@ -60,7 +62,7 @@ class EventsField(serializers.ListField):
         return [ALL_EVENTS] if ALL_EVENTS in events else events
 
 
-class EndpointWriteSerializer(serializers.Serializer):
+class WebhookEndpointCreateSerializer(serializers.Serializer):
     url = serializers.URLField(
         max_length=2000,
         help_text="Where events are POSTed: https, and a host whose addresses are all public (422 otherwise).",
@@ -76,7 +78,7 @@ class EndpointWriteSerializer(serializers.Serializer):
         return url
 
 
-class EndpointUpdateSerializer(EndpointWriteSerializer):
+class WebhookEndpointUpdateSerializer(WebhookEndpointCreateSerializer):
     enabled = serializers.BooleanField(required=False, help_text="false: nothing is sent to it until it is true.")
 
     def __init__(self, *args, **kwargs):
@@ -86,7 +88,7 @@ class EndpointUpdateSerializer(EndpointWriteSerializer):
 # --- what the API answers (the documents are built by endpoint_payload; these describe them) --------------------
 
 
-class EndpointDocument(serializers.Serializer):
+class WebhookEndpointDocument(serializers.Serializer):
     id = serializers.UUIDField()
     url = serializers.URLField()
     description = serializers.CharField(allow_blank=True)
@@ -99,12 +101,12 @@ class EndpointDocument(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class EndpointWithSecretDocument(EndpointDocument):
+class WebhookEndpointWithSecretDocument(WebhookEndpointDocument):
     secret = serializers.CharField(help_text="Shown here once: keep it. Signs every delivery (docs/webhooks.md).")
 
 
-class EndpointList(serializers.Serializer):
-    results = EndpointDocument(many=True)
+class WebhookEndpointList(serializers.Serializer):
+    results = WebhookEndpointDocument(many=True)
 
 
 def endpoint_payload(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict:
@@ -160,7 +162,7 @@ class WebhookEndpointsView(PrivateAPIView):
     @extend_schema(
         operation_id="webhook_endpoints_list",
         summary="List your webhook endpoints (never their secrets)",
-        responses={200: EndpointList, **ERRORS},
+        responses={200: WebhookEndpointList, **LIST_ERRORS},
     )
     def get(self, request):
         endpoints = endpoints_for_owner(owner=_client(request))
@@ -169,11 +171,11 @@ class WebhookEndpointsView(PrivateAPIView):
     @extend_schema(
         operation_id="webhook_endpoints_create",
         summary="Register a webhook endpoint (its secret is in this answer only)",
-        request=EndpointWriteSerializer,
+        request=WebhookEndpointCreateSerializer,
         examples=[CREATE_EXAMPLE],
         responses={
-            201: EndpointWithSecretDocument,
-            **ERRORS,
+            201: WebhookEndpointWithSecretDocument,
+            **LIST_ERRORS,
             **BODY_ERRORS,
             422: docs.problem(
                 "Invalid fields: an unknown event, a URL that is not https or resolves to a private address, or "
@@ -185,7 +187,7 @@ class WebhookEndpointsView(PrivateAPIView):
     )
     def post(self, request):
         client = _client(request)
-        data = _valid(EndpointWriteSerializer, request)
+        data = _valid(WebhookEndpointCreateSerializer, request)
         if endpoints_for_owner(owner=client).count() >= MAX_ENDPOINTS_PER_CLIENT:
             raise InvalidBody({"non_field_errors": [f"At most {MAX_ENDPOINTS_PER_CLIENT} endpoints per client."]})
         try:
@@ -200,7 +202,7 @@ class WebhookEndpointDetailView(PrivateAPIView):
         operation_id="webhook_endpoints_retrieve",
         summary="A webhook endpoint (never its secret)",
         parameters=[ENDPOINT_ID],
-        responses={200: EndpointDocument, **ERRORS},
+        responses={200: WebhookEndpointDocument, **ERRORS},
     )
     def get(self, request, endpoint_id):
         return Response(endpoint_payload(_endpoint_of(request, endpoint_id)))
@@ -209,9 +211,9 @@ class WebhookEndpointDetailView(PrivateAPIView):
         operation_id="webhook_endpoints_update",
         summary="Change a webhook endpoint: enable or disable it, its events, URL or description",
         parameters=[ENDPOINT_ID],
-        request=EndpointUpdateSerializer,
+        request=WebhookEndpointUpdateSerializer,
         responses={
-            200: EndpointDocument,
+            200: WebhookEndpointDocument,
             **ERRORS,
             **BODY_ERRORS,
             422: docs.problem("Invalid fields", "validation_error", 422),
@@ -219,7 +221,7 @@ class WebhookEndpointDetailView(PrivateAPIView):
     )
     def patch(self, request, endpoint_id):
         endpoint = _endpoint_of(request, endpoint_id)
-        changes = _valid(EndpointUpdateSerializer, request)
+        changes = _valid(WebhookEndpointUpdateSerializer, request)
         try:
             endpoint = endpoint_update(endpoint=endpoint, **changes)
         except AddressRefused as refused:
@@ -244,7 +246,7 @@ class WebhookEndpointRotateView(PrivateAPIView):
         parameters=[ENDPOINT_ID],
         request=None,
         responses={
-            200: EndpointWithSecretDocument,
+            200: WebhookEndpointWithSecretDocument,
             **ERRORS,
             **BODY_ERRORS,
             422: docs.problem("A body was sent: rotating takes none", "validation_error", 422),

@@ -131,6 +131,27 @@ def test_the_generated_client_pays_follows_lists_cancels_and_refunds(generated):
     after = api("payments_retrieve", expect=200, payment_id=payment.id).parsed
     assert after.status == models.PaymentStatusEnum.PARTIALLY_REFUNDED and after.amount_refunded == 400
 
+    # and: a webhook endpoint is registered (its secret in that answer only), read, listed, changed, rotated, deleted
+    body = models.WebhookEndpointCreateRequest.from_dict(
+        {"url": "http://127.0.0.1:9/hooks", "events": ["payment.succeeded", "refund.succeeded"]}
+    )
+    endpoint = api("webhook_endpoints_create", expect=201, body=body).parsed
+    assert endpoint.secret.startswith("whsec_") and endpoint.enabled
+    read = api("webhook_endpoints_retrieve", expect=200, endpoint_id=endpoint.id).parsed
+    assert read.url == "http://127.0.0.1:9/hooks" and not hasattr(read, "secret")
+    assert [e.id for e in api("webhook_endpoints_list", expect=200).parsed.results] == [endpoint.id]
+    disabled = api(
+        "webhook_endpoints_update",
+        expect=200,
+        endpoint_id=endpoint.id,
+        body=models.PatchedWebhookEndpointUpdateRequest.from_dict({"enabled": False, "events": ["*"]}),
+    ).parsed
+    assert disabled.enabled is False
+    rotated = api("webhook_endpoints_rotate_secret", expect=200, endpoint_id=endpoint.id).parsed
+    assert rotated.secret != endpoint.secret and rotated.previous_secret_expires_at is not None
+    api("webhook_endpoints_delete", expect=204, endpoint_id=endpoint.id)
+    api("webhook_endpoints_retrieve", expect=404, endpoint_id=endpoint.id)
+
     # and: that was every operation the document lists (one added to it fails here until it is driven above)
     assert api.called == set(api.operations), sorted(set(api.operations) - api.called)
 
@@ -190,3 +211,20 @@ def test_the_generated_client_parses_every_refusal_as_a_problem(generated):
     refused(
         "refunds_create", 403, "permission_denied", client=payer_client, payment_id=theirs.pk, idempotency_key=key()
     )
+    # webhook endpoints: an unknown event type (the typed signature cannot send one), and another client's endpoint
+    invalid = api.send(
+        "webhook_endpoints_create",
+        expect=422,
+        method="post",
+        url="/api/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/", "events": ["payment.exploded"]},
+    ).parsed
+    assert invalid.code == "validation_error" and invalid.param.startswith("events")
+    theirs_endpoint = api(
+        "webhook_endpoints_create",
+        expect=201,
+        client=payer_client,
+        body=models.WebhookEndpointCreateRequest.from_dict({"url": "http://127.0.0.1:9/", "events": ["*"]}),
+    ).parsed
+    refused("webhook_endpoints_retrieve", 404, "not_found", endpoint_id=theirs_endpoint.id)
+    refused("webhook_endpoints_rotate_secret", 404, "not_found", endpoint_id=theirs_endpoint.id)
