@@ -43,6 +43,9 @@ class AttemptInline(admin.TabularInline):
     fields = ("number", "started_at", "status_code", "latency_ms", "delivered", "error", "response_excerpt")
     readonly_fields = fields
 
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("webhooks.view_webhookdelivery")  # the tries are part of the delivery's log
+
     def has_add_permission(self, request, obj=None):
         return False
 
