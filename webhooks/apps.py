@@ -9,6 +9,7 @@ class WebhooksConfig(AppConfig):
         from payments.events import status_changed, status_changing
         from payments.services.reconcile import reconcile_housekeeping_register
         from payments.timeline import timeline_source_register
+        from webhooks import checks  # noqa: F401 - registers the deploy check
         from webhooks.delivery import webhook_deliveries_redrive
         from webhooks.events import webhook_deliveries_enqueue_on_status_changed, webhook_deliveries_record
         from webhooks.timeline import webhook_timeline_entries

@@ -134,6 +134,22 @@ class ThreadWorker(SimpleWorker):
             pipeline.execute()
 
 
+def side_queue_threads(
+    threads: int, side_queues: tuple[tuple[str, int], ...], queue_names: list[str] | tuple[str, ...] = ()
+) -> list[list[str]]:
+    """Which side queues each thread takes: each queue's `count` threads follow the previous queue's, wrapping round
+    to the first thread only when there are fewer threads than all of them want."""
+    taken: list[list[str]] = [[] for _ in range(threads)]
+    first = 0
+    for name, count in side_queues:
+        if name in queue_names:
+            continue
+        for offset in range(min(count, threads)):
+            taken[(first + offset) % threads].append(name)
+        first += count
+    return taken
+
+
 def default_name_prefix() -> str:
     return socket.gethostname()
 
@@ -207,14 +223,10 @@ def run_thread_workers(
     """
     connection = redis.Redis.from_url(redis_url)  # thread-safe; each blocked dequeue holds one of its sockets
     queues = [Queue(name, connection=connection) for name in queue_names]
-    taken_by: list[list[Queue]] = [list(queues) for _ in range(threads)]
-    first = 0
-    for name, count in side_queues:
-        if name in queue_names:
-            continue
-        for offset in range(min(count, threads)):
-            taken_by[(first + offset) % threads].append(Queue(name, connection=connection))
-        first += count
+    side = {name: Queue(name, connection=connection) for name, _ in side_queues if name not in queue_names}
+    taken_by = [
+        queues + [side[name] for name in names] for names in side_queue_threads(threads, side_queues, queue_names)
+    ]
     forget_dead_workers(connection)
     names = worker_names(name_prefix or default_name_prefix(), threads)
     workers = [ThreadWorker(taken_by[number], connection=connection, name=name) for number, name in enumerate(names)]

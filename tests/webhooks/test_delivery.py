@@ -302,3 +302,14 @@ def test_the_jitter_spreads_the_schedule(settings):
     assert all(80 <= delay <= 120 for delay in delays) and len(delays) > 1
     assert retry_delay(2) is None
     time.sleep(0)
+
+
+def test_the_webhook_threads_are_others_than_the_email_threads():
+    from infrastructure.overrides.rq_worker import side_queue_threads
+
+    sides = (("emails", 2), ("webhooks", 4))
+    assert side_queue_threads(8, sides) == [["emails"]] * 2 + [["webhooks"]] * 4 + [[]] * 2
+    # fewer threads than both want: some take both, none is left out
+    assert side_queue_threads(3, sides) == [["emails", "webhooks"], ["emails", "webhooks"], ["webhooks"]]
+    # a burst: every thread takes both
+    assert side_queue_threads(2, (("emails", 2), ("webhooks", 2))) == [["emails", "webhooks"]] * 2
