@@ -258,3 +258,20 @@ class WebhookEndpointRotateView(PrivateAPIView):
             raise InvalidBody({"non_field_errors": ["Rotating takes no body (or an empty JSON object)."]})
         endpoint = endpoint_secret_rotate(endpoint=endpoint)
         return Response(endpoint_payload(endpoint, with_secret=True))
+
+
+def openapi_links_hook(result, generator, request, public):
+    """OpenAPI links from a created endpoint to every operation on it: clients' tools (and schemathesis' stateful
+    tests) chain the create's `id` into them; the rotate action's would not be inferred from its path alone."""
+    create = result.get("paths", {}).get("/api/v1/webhook-endpoints", {}).get("post")
+    if create is not None:
+        create["responses"]["201"]["links"] = {
+            operation_id: {"operationId": operation_id, "parameters": {"endpoint_id": "$response.body#/id"}}
+            for operation_id in (
+                "webhook_endpoints_retrieve",
+                "webhook_endpoints_update",
+                "webhook_endpoints_delete",
+                "webhook_endpoints_rotate_secret",
+            )
+        }
+    return result
