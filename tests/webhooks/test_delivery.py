@@ -313,3 +313,53 @@ def test_the_webhook_threads_are_others_than_the_email_threads():
     assert side_queue_threads(3, sides) == [["emails", "webhooks"], ["emails", "webhooks"], ["webhooks"]]
     # a burst: every thread takes both
     assert side_queue_threads(2, (("emails", 2), ("webhooks", 2))) == [["emails", "webhooks"]] * 2
+
+
+def test_a_slow_receiver_holds_one_delivery_at_a_time_and_the_others_go_on(receiver, settings):
+    import threading
+
+    from prometheus_client import REGISTRY
+
+    from tests.webhooks.receiver import receiver_start
+
+    settings.WEBHOOK_TIMEOUT = 2
+    fast, fast_server = receiver_start()
+    try:
+        slow_user, fast_user = merchant("slow"), merchant("fast")
+        endpoint_create(owner=slow_user, url=receiver.url, events=["*"])
+        endpoint_create(owner=fast_user, url=fast.url, events=["*"])
+        receiver.hang_seconds = 1.5
+        paid_payment(slow_user)  # two events for the slow endpoint
+        paid_payment(fast_user)  # two for the fast one
+        slow_ids = list(
+            WebhookDelivery.objects.filter(endpoint__owner=slow_user).order_by("pk").values_list("pk", flat=True)
+        )
+        fast_ids = list(
+            WebhookDelivery.objects.filter(endpoint__owner=fast_user).order_by("pk").values_list("pk", flat=True)
+        )
+        delivered_before = REGISTRY.get_sample_value("webhooks_attempts_total", {"outcome": "delivered"}) or 0
+
+        # when: the slow endpoint's first delivery is in flight on one thread
+        def deliver_on_a_thread():
+            try:
+                webhook_deliver(delivery_id=slow_ids[0])
+            finally:
+                connection.close()  # the thread's own connection
+
+        first = threading.Thread(target=deliver_on_a_thread)
+        first.start()
+        time.sleep(0.5)
+        # then: its second waits (busy, tried again shortly), and the fast endpoint's go through meanwhile
+        assert webhook_deliver(delivery_id=slow_ids[1]) == "busy"
+        started = time.monotonic()
+        assert [webhook_deliver(delivery_id=delivery_id) for delivery_id in fast_ids] == ["delivered"] * 2
+        assert time.monotonic() - started < 1
+        first.join()
+        assert WebhookDelivery.objects.get(pk=slow_ids[0]).status == DeliveryStatus.DELIVERED
+        # and: once the first is done, the second goes (the lease is free again)
+        assert webhook_deliver(delivery_id=slow_ids[1]) == "delivered"
+        delivered_after = REGISTRY.get_sample_value("webhooks_attempts_total", {"outcome": "delivered"})
+        assert delivered_after - delivered_before == 4
+    finally:
+        fast_server.shutdown()
+        fast_server.server_close()
