@@ -21,7 +21,7 @@ from checkout.order_links import order_link_key, order_number_from_key
 from checkout.selectors import order_latest_payment
 from payments.currencies import CURRENCY_SYMBOLS, SUPPORTED_CURRENCIES, format_money
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
-from payments.selectors import payment_status_payload, payment_ws_token
+from payments.selectors import payment_document_for_watcher, payment_status_payload, payment_ws_token
 
 # A refund's state in the shopper's words: a refund that did not go through is said so, not hidden.
 REFUND_STATUS_WORDS = {
@@ -77,10 +77,18 @@ def order_status_path(order: Order) -> str:
     return reverse("checkout:order-status", kwargs={"key": order_link_key(order)})
 
 
-def payment_socket_path(payment: Payment) -> str:
+def payment_socket_path(payment: Payment, *, watch_only: bool = False) -> str:
     """The payment's WebSocket, with a token minted now: the one in the status document expires a day after the
-    payment was made, and a receipt's link is opened long after that."""
-    return f"/ws/payments/{payment.id}?token={payment_ws_token(payment, valid_from=time.time())}"
+    payment was made, and a receipt's link is opened long after that. `watch_only` for the order page, whose
+    link may have been forwarded: its socket never sends the bank's page (payments.selectors)."""
+    token = payment_ws_token(payment, valid_from=time.time(), watch_only=watch_only)
+    return f"/ws/payments/{payment.id}?token={token}"
+
+
+def payment_document_for_order_page(payment: Payment, *, socket_path: str) -> dict:
+    """The status document as the order page shows it: the bank's page (`next_action`) is the cardholder's, and
+    whoever holds a forwarded order link may watch the payment but not confirm it with the bank."""
+    return payment_document_for_watcher(payment_status_payload(payment), socket_path=socket_path)
 
 
 def refund_row(refund: Refund, currency: str) -> dict:
@@ -95,9 +103,13 @@ def refund_row(refund: Refund, currency: str) -> dict:
 
 
 def order_status_payload(view: OrderView) -> dict:
-    """The order page's JSON: the order, the payment's status document (the same as every other channel's), and
-    the refunds as the page lists them."""
+    """The order page's JSON: the order, the payment's status document (the same as every other channel's, as a
+    watcher sees it: payment_document_for_order_page), and the refunds as the page lists them."""
     order = view.order
+    payment = view.payment
+    document = None
+    if payment is not None:
+        document = payment_document_for_order_page(payment, socket_path=payment_socket_path(payment, watch_only=True))
     return {
         "order": {
             "number": order.number,
@@ -106,6 +118,6 @@ def order_status_payload(view: OrderView) -> dict:
             "currency": order.currency,
             "created_at": order.created_at.isoformat(),
         },
-        "payment": payment_status_payload(view.payment) if view.payment is not None else None,
+        "payment": document,
         "refunds": [refund_row(refund, order.currency) for refund in view.refunds],
     }

@@ -29,6 +29,7 @@ from checkout.order_page import (
     order_status_path,
     order_status_payload,
     order_view_read,
+    payment_document_for_order_page,
     payment_socket_path,
     refund_row,
 )
@@ -380,11 +381,13 @@ def order_page(request, key):
         "country": country_name(order.shipping_country),
     }
     if payment is not None:
+        socket_path = payment_socket_path(payment, watch_only=True)
         context |= {
-            "document": links_absolute(payment_status_payload(payment), request),
-            # The page's own ways to stay current, both authorized by the link: the fresh socket token, and the
-            # order's JSON to poll (the API's status URL wants the payer's session, which this browser may lack).
-            "socket_url": url_absolute(payment_socket_path(payment), request, websocket=True),
+            "document": links_absolute(payment_document_for_order_page(payment, socket_path=socket_path), request),
+            # The page's own ways to stay current, both authorized by the link: the fresh socket token (watch-only:
+            # the link may have been forwarded), and the order's JSON to poll (the API's status URL wants the
+            # payer's session, which this browser may lack).
+            "socket_url": url_absolute(socket_path, request, websocket=True),
             "poll_url": order_status_path(order),
             "money_format": money_format_for(payment.currency),
         }

@@ -29,7 +29,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from infrastructure.overrides.channels_consumer import DispatchWithoutCloseOldConnections
 from payments.metrics import websocket_closed, websocket_opened
 from payments.realtime import payment_group_name
-from payments.selectors import payment_id_from_ws_token, payment_status_document_read
+from payments.selectors import payment_document_for_watcher, payment_status_document_read, payment_ws_token_read
 
 CLOSE_NOT_FOUND = 4404
 # The least time between two database reads one socket's resumes may cause.
@@ -66,6 +66,7 @@ class PaymentStatusConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsock
     next_read_at = 0.0
     deferred_read: asyncio.Task | None = None
     counted = False  # in payments_websocket_connections: an accepted socket of a payment, until it disconnects
+    watcher_socket: str | None = None  # a watch-only token's own socket path (payments.selectors.SocketGrant)
 
     async def connect(self):
         payment_id = str(self.scope["url_route"]["kwargs"]["payment_id"])
@@ -74,10 +75,14 @@ class PaymentStatusConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsock
         # The signed token is the credential: without a valid one for *this* payment, the socket behaves
         # as if the payment did not exist. Accepting before closing lets the client read the 4404 code (a
         # refused handshake would only say 403).
-        if payment_id_from_ws_token(token, now=time.time()) != payment_id:
+        grant = payment_ws_token_read(token, now=time.time())
+        if grant is None or grant.payment_id != payment_id:
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        # A watcher's token (an order page opened from its link): every document it is sent leaves out the bank's
+        # page and names this socket, not the payer's.
+        self.watcher_socket = f"/ws/payments/{payment_id}?token={token}" if grant.watch_only else None
         self.payment_id = payment_id
         self.last_seq = _int_or_zero(query.get("after_seq", ["0"])[0])
         self.group_name = payment_group_name(payment_id)
@@ -134,4 +139,6 @@ class PaymentStatusConsumer(DispatchWithoutCloseOldConnections, AsyncJsonWebsock
         if payload["seq"] <= self.last_seq:
             return
         self.last_seq = payload["seq"]
+        if self.watcher_socket is not None:
+            payload = payment_document_for_watcher(payload, socket_path=self.watcher_socket)
         await self.send_json({"type": "payment.status", "payment": payload})

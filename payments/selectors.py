@@ -3,6 +3,8 @@ wait page all send, so no two channels can disagree about a payment."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
@@ -13,28 +15,53 @@ from payments.models import Payment, PaymentStatus, Refund
 WS_TOKEN_SALT = "payments.websocket"  # noqa: S105 - a signing namespace, not a secret
 
 
-def payment_ws_token(payment: Payment, *, valid_from: float | None = None) -> str:
+def payment_ws_token(payment: Payment, *, valid_from: float | None = None, watch_only: bool = False) -> str:
     """A credential to subscribe to one payment's updates, valid PAYMENTS_WS_TOKEN_TTL after `valid_from`.
 
     By default `valid_from` is the payment's creation: deterministic for a payment, so the status document stays
     the same until the payment changes. A page that someone may open long after paying (the order page behind its
     signed link) mints one from the time it is rendered instead.
+
+    `watch_only`: for someone who may watch the payment but is not its payer (whoever an order link was forwarded
+    to). Their socket's documents never carry `next_action`, the bank's page where the cardholder confirms the
+    payment (payment_document_for_watcher).
     """
     start = payment.created_at.timestamp() if valid_from is None else valid_from
-    expires = int(start) + settings.PAYMENTS_WS_TOKEN_TTL
+    claims = {"p": str(payment.id), "e": int(start) + settings.PAYMENTS_WS_TOKEN_TTL}
+    if watch_only:
+        claims["w"] = 1
     # Signer, not signing.dumps: the latter stamps the signing time, which would change the token (and so the
     # status document) every second.
-    return signing.Signer(salt=WS_TOKEN_SALT).sign_object({"p": str(payment.id), "e": expires})
+    return signing.Signer(salt=WS_TOKEN_SALT).sign_object(claims)
 
 
-def payment_id_from_ws_token(token: str, *, now: float) -> str | None:
+@dataclass(frozen=True)
+class SocketGrant:
+    payment_id: str
+    watch_only: bool
+
+
+def payment_ws_token_read(token: str, *, now: float) -> SocketGrant | None:
+    """What a socket token grants, or None for one we did not sign or that has expired."""
     try:
         claims = signing.Signer(salt=WS_TOKEN_SALT).unsign_object(token)
     except signing.BadSignature:
         return None
-    if not isinstance(claims, dict) or claims.get("e", 0) < now:
+    if not isinstance(claims, dict) or claims.get("e", 0) < now or not isinstance(claims.get("p"), str):
         return None
-    return claims.get("p")
+    return SocketGrant(payment_id=claims["p"], watch_only=bool(claims.get("w")))
+
+
+def payment_id_from_ws_token(token: str, *, now: float) -> str | None:
+    grant = payment_ws_token_read(token, now=now)
+    return grant.payment_id if grant is not None else None
+
+
+def payment_document_for_watcher(document: dict, *, socket_path: str) -> dict:
+    """The status document as a watcher sees it: without `next_action` (the bank's page, which is the cardholder's
+    to open), and with the watcher's own socket in place of the payer's."""
+    links = {**document.get("links", {}), "websocket": socket_path}
+    return {**document, "next_action": None, "links": links}
 
 
 def _api_path(name: str, **kwargs) -> str:

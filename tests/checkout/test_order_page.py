@@ -1,14 +1,18 @@
 """The order page behind its signed link (issue 15): who can open it, what it shows in every state, its JSON."""
 
+import asyncio
+import json
 import re
 import time
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.core import signing
 from django.test import Client
 
 from checkout.models import Order, OrderLine
 from checkout.order_links import order_link_key, order_page_path
+from config.asgi import application
 from payments.guests import SESSION_KEY as GUEST_SESSION_KEY
 from payments.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from payments.selectors import payment_id_from_ws_token, payment_status_payload, payment_ws_token
@@ -233,3 +237,47 @@ def test_the_page_mints_its_own_socket_token_valid_a_day_from_now(order_with_pay
     assert payment_id_from_ws_token(token, now=time.time() + 2 * 24 * 3600) is None
     # the default stays deterministic, so the status document does not change while the payment does not
     assert payment_ws_token(payment) == stale
+
+
+def _watchers_token(html: str) -> str:
+    return re.search(r'data-socket-url="ws://testserver/ws/payments/[0-9a-f-]+\?token=([^"]+)"', html)[1]
+
+
+def test_a_forwarded_link_never_reaches_the_banks_page_through_the_page_or_its_json(order_with_payment):
+    # given: the bank waits for the cardholder, and the payer's status document links to its page
+    order = order_with_payment("requires_action", next_action_url=CHALLENGE)
+    payers = payment_status_payload(Payment.objects.get(order=order))
+    assert payers["next_action"]["url"] == CHALLENGE
+    payers_token = payers["links"]["websocket"].split("token=")[1]
+    # when: whoever holds the order link opens the page and its JSON
+    client = Client()
+    html = client.get(order_page_path(order)).text
+    body = client.get(order_page_path(order) + "/status").json()
+    # then: neither carries the bank's page, nor the payer's socket (whose documents do)
+    for text in (html, json.dumps(body)):
+        assert CHALLENGE not in text and payers_token not in text
+    assert body["payment"]["next_action"] is None and body["payment"]["status"] == "requires_action"
+    assert "token=" in body["payment"]["links"]["websocket"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_order_pages_socket_is_watch_only_and_never_sends_the_banks_page(order_with_payment):
+    order = order_with_payment("requires_action", next_action_url=CHALLENGE)
+    payment = Payment.objects.get(order=order)
+    html = Client().get(order_page_path(order)).text
+    watchers_path = f"/ws/payments/{payment.pk}?token={_watchers_token(html)}"
+
+    async def first_frame(path: str) -> dict:
+        socket = WebsocketCommunicator(application, path)
+        connected, _ = await socket.connect()
+        assert connected
+        frame = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return frame["payment"]
+
+    watched = asyncio.run(first_frame(watchers_path))
+    assert watched["status"] == "requires_action" and watched["next_action"] is None
+    assert watched["links"]["websocket"] == watchers_path  # its own socket, not the payer's
+    # while the payer's socket, from the payer's own document, does carry it
+    payers = asyncio.run(first_frame(payment_status_payload(payment)["links"]["websocket"]))
+    assert payers["next_action"]["url"] == CHALLENGE
