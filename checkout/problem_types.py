@@ -41,4 +41,12 @@ CHECKOUT_PROBLEM_TYPES = (
         "The cart holds prices in two currencies and one payment takes one. Nothing was charged.",
         "Remove the items marked in the cart, then check out.",
     ),
+    ProblemType(
+        "payment_in_progress",
+        "Payment in progress",
+        (409,),
+        "This session's cart is already being paid for by another checkout form (another tab) whose payment has "
+        "no outcome yet. Nothing was charged. The answer carries that payment's `wait_url`.",
+        "Follow `wait_url`; if that payment does not go through, check out again.",
+    ),
 )

@@ -154,6 +154,10 @@ FOREIGN_FORM_MESSAGE = (
 )
 
 
+IN_PROGRESS_MESSAGE = (
+    "Your cart is already being paid for in another window, so nothing was charged here. See that payment; if it "
+    "does not go through, you can pay again."
+)
 MIXED_CURRENCY_MESSAGE = (
     "Your cart holds prices in two currencies, and one payment takes one. Nothing was charged: remove the items "
     "marked in your cart, then pay."
@@ -216,7 +220,7 @@ class CheckoutView(View):
         return self._page(request, _fresh_form(request, cart), cart)
 
     def post(self, request):
-        payment_in_progress(request)  # a payment that ended since is settled first: the cart as it is now
+        in_progress = payment_in_progress(request)  # a payment that ended since is settled first
         cart = cart_get(request.session)
         form = CheckoutForm(request.POST)
         if not form.is_valid():
@@ -225,6 +229,13 @@ class CheckoutView(View):
                 return _problem(422, "validation_error", "Some fields need attention.", errors=errors)
             return self._page(request, form, cart, status=422)
         data = form.cleaned_data
+        if in_progress is not None and str(data["checkout_token"]) != in_progress.checkout_token:
+            # Another form (a second tab, opened before this payment started) for the cart that payment is paying
+            # for: the cart is kept until the payment ends, so paying it again would charge the shopper twice.
+            # The same form again (a double click) goes on: checkout_submit answers with its payment.
+            if _wants_json(request):
+                return _problem(409, "payment_in_progress", IN_PROGRESS_MESSAGE, wait_url=in_progress.wait_url)
+            return self._page(request, None, cart, status=409)
         try:
             payment = checkout_submit(
                 cart=cart,

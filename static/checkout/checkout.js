@@ -145,6 +145,11 @@
         window.location.assign(body.wait_url);
         return; // keep the button disabled while the browser navigates
       }
+      // This cart is being paid for from another tab: that payment's page, not a second charge.
+      if (body.code === "payment_in_progress" && body.wait_url) {
+        window.location.assign(body.wait_url);
+        return;
+      }
       // A form rendered for another session, or a changed cart: the server made this shopper a new token.
       if (body.checkout_token) form.elements.checkout_token.value = body.checkout_token;
       if (response.status === 422 && body.errors) showErrors(body.errors);

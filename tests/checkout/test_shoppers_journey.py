@@ -108,3 +108,36 @@ def test_the_shopper_never_reads_a_fraud_rule():
     for code in ("fraudulent", "lost_card", "stolen_card"):
         assert DECLINE_MESSAGES[code] == "Your card was declined. Please try another card, or contact your bank."
     assert not any("fraud" in message.lower() for message in DECLINE_MESSAGES.values())
+
+
+def _signature(html: str) -> str:
+    return re.search(r'name="cart_signature" value="([^"]+)"', html).group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("headers", [JSON, {}], ids=["json", "html"])
+def test_a_second_tab_cannot_pay_again_for_a_cart_being_paid_for(client, product, headers):
+    # given two checkout tabs opened on one cart, and the first one paid from
+    client.post("/cart/add", {"product_id": product.pk, "quantity": 2})
+    tab_a, tab_b = client.get("/checkout").text, client.get("/checkout").text
+    first = client.post(
+        "/checkout", checkout_form(VISA_OK, cvc="123", token=_token(tab_a)) | {"cart_signature": _signature(tab_a)}
+    )
+    wait_url = first["Location"]
+    # when the second tab's form is submitted while that payment has no outcome yet
+    second = client.post(
+        "/checkout",
+        checkout_form(VISA_OK, cvc="123", token=_token(tab_b)) | {"cart_signature": _signature(tab_b)},
+        **headers,
+    )
+    # then nothing is charged a second time: the shopper is pointed to the payment under way
+    assert second.status_code == 409
+    assert Payment.objects.count() == 1
+    if headers:
+        assert second.json()["code"] == "payment_in_progress" and second.json()["wait_url"] == wait_url
+    else:
+        assert 'id="checkout-form"' not in second.text and f'href="{wait_url}"' in second.text
+    # and the same form again (a double click) is still that one payment
+    again = client.post("/checkout", checkout_form(VISA_OK, cvc="123", token=_token(tab_a)), **JSON)
+    assert again.status_code == 202 and again.json()["wait_url"] == wait_url
+    payment_process(payment_id=Payment.objects.get().pk)
