@@ -12,7 +12,7 @@ urlpatterns = [
     path("cart/update", views.cart_update_view, name="cart-update"),
     path("checkout", views.CheckoutView.as_view(), name="checkout"),
     path("payments/<uuid:payment_id>/wait", views.wait, name="wait"),
-    path("orders/<str:number>/retry", views.order_retry, name="order-retry"),
+    path("orders/<slug:number>/retry", views.order_retry, name="order-retry"),
     path("orders/<str:key>", views.order_page, name="order"),
     path("orders/<str:key>/status", views.order_status, name="order-status"),
 ]

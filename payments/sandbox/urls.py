@@ -5,5 +5,6 @@ from payments.sandbox import views
 app_name = "sandbox-bank"
 
 urlpatterns = [
-    path("authenticate/<str:public_id>", views.challenge, name="challenge"),
+    # secrets.token_urlsafe: a slug; anything else (a NUL byte) never reaches the database
+    path("authenticate/<slug:public_id>", views.challenge, name="challenge"),
 ]

@@ -169,6 +169,13 @@ def test_wait_page_shows_status_and_is_404_for_strangers(client, product):
     assert Client().post(f"/orders/{Payment.objects.get().order.number}/retry").status_code == 404
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("number", ["%00", "AB%00CD", "%C3%A9", "x" * 300])
+def test_a_retry_of_a_number_that_is_no_order_number_is_404_never_500(client, number):
+    client.raise_request_exception = False
+    assert client.post(f"/orders/{number}/retry").status_code == 404
+
+
 def test_a_form_token_is_a_uuid(client, product):
     add_to_cart(client, product)
     form = {**checkout_form(CARD_NUMBER, cvc="123"), "checkout_token": "not-a-uuid"}

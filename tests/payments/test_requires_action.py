@@ -275,6 +275,13 @@ def test_the_challenge_page_shows_the_amount_the_merchant_and_the_two_buttons(ma
     assert client.get("/sandbox-bank/authenticate/not-a-real-one").status_code == 404
 
 
+@pytest.mark.parametrize("public_id", ["%00", "ab%00cd", "%C3%A9"])
+@pytest.mark.parametrize("method", ["get", "head", "post"])
+def test_a_challenge_id_that_could_not_be_one_is_404_never_500(client, public_id, method):
+    client.raise_request_exception = False
+    assert getattr(client, method)(f"/sandbox-bank/authenticate/{public_id}").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("asked", "redirected_to"),
     [
