@@ -26,7 +26,7 @@ import uuid
 
 import structlog
 
-from infrastructure.redaction import CLEANSED, redact_card_data
+from infrastructure.redaction import CLEANSED, redact_card_data, redact_url_credentials
 
 FORMATS = ("json", "console")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -78,7 +78,9 @@ def _scrubbed(value):
     if value is None or isinstance(value, bool | float):
         return value
     if isinstance(value, str):
-        return redact_card_data(value)
+        # A URL's credentials too: Django's request log names the path of every 4xx ("Method Not Allowed (POST):
+        # /orders/<number>.<signature>"), as the access log does of every request.
+        return redact_url_credentials(redact_card_data(value))
     if isinstance(value, int):
         return value if redact_card_data(str(value)) == str(value) else CLEANSED
     if isinstance(value, dict):
@@ -104,7 +106,7 @@ def scrub_card_data(logger, method_name, event_dict):
 
 def _scrub_rendered_line(logger, method_name, line: str) -> str:
     """The last check of a console line, traceback included."""
-    return redact_card_data(line)
+    return redact_url_credentials(redact_card_data(line))
 
 
 def _scrub_rendered_json(logger, method_name, line: str) -> str:

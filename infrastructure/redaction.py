@@ -68,11 +68,13 @@ def redact_card_data(text: str) -> str:
     return CARD_FIELD_DIGITS.sub(value, CARD_FIELD_VALUE.sub(value, text))
 
 
-# Credentials that travel in a URL: the WebSocket's signed `token` (a bearer credential for one payment's updates)
-# and the order page's signature (`/orders/<number>.<signature>`, which opens that order to whoever holds it).
-# A log reader must not be able to open either from a request line.
+# Credentials that travel in a URL: the WebSocket's signed `token` (a bearer credential for one payment's updates),
+# the order page's signature (`/orders/<number>.<signature>`, which opens that order to whoever holds it) and the
+# sandbox bank's challenge id (`/sandbox-bank/authenticate/<id>`, whose holder may answer the bank's question).
+# A log reader must not be able to open any of them from a request line.
 _URL_TOKEN = re.compile(r"(?P<name>[?&]token=)(?P<value>[^&\s#]+)")
 _ORDER_LINK = re.compile(r"(?P<name>/orders/[0-9A-Za-z]+\.)(?P<value>[A-Za-z0-9_-]+)")
+_BANK_CHALLENGE = re.compile(r"(?P<name>/sandbox-bank/authenticate/)(?P<value>[^/?#\s]+)")
 
 
 def redact_url_credentials(text: str) -> str:
@@ -81,7 +83,7 @@ def redact_url_credentials(text: str) -> str:
     def value(match: re.Match) -> str:
         return match.group("name") + CLEANSED
 
-    return _ORDER_LINK.sub(value, _URL_TOKEN.sub(value, text))
+    return _BANK_CHALLENGE.sub(value, _ORDER_LINK.sub(value, _URL_TOKEN.sub(value, text)))
 
 
 def url_without_password(url: str) -> str:

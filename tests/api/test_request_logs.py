@@ -95,3 +95,25 @@ def test_a_request_leaves_no_id_behind(api, json_logs):
     structlog.get_logger("test").info("after the request")
     (line,) = [line for line in json_logs.lines() if line["event"] == "after the request"]
     assert "request_id" not in line
+
+
+@pytest.mark.django_db
+def test_djangos_request_log_never_shows_a_credential_the_url_carried(client, json_logs):
+    """An order link's signature and a bank challenge's id open what they name: Django's request log, which names
+    the path of every 4xx, stars them as the access log does (infrastructure/redaction.py)."""
+    from checkout.models import Order
+    from checkout.order_links import order_page_path
+
+    order = Order.objects.create(email="ada@example.com", total=2400, currency="USD")
+    order_path = order_page_path(order)
+    signature = order_path.rsplit(".", 1)[1]
+    challenge_id = "Zm9yZ2VkLWJ1dC1zaGFwZWQtbGlrZS1vbmU"
+    # when
+    assert client.post(order_path).status_code == 405
+    assert client.put(f"{order_path}/status").status_code == 405
+    assert client.get(f"/sandbox-bank/authenticate/{challenge_id}").status_code == 404
+    # then
+    lines = json_logs.lines()
+    assert [line for line in lines if line["logger"] == "django.request" and order.number in line["event"]]
+    assert [line for line in lines if "/sandbox-bank/authenticate/" in line["event"]]
+    assert signature not in json_logs.text and challenge_id not in json_logs.text
