@@ -49,12 +49,17 @@ def challenge(request, public_id: str):
         return _page(request, authentication, status=409)
     return_url = same_origin_path(authentication.return_url)
     if return_url:
-        return HttpResponseRedirect(return_url, status=303)
+        # A redirect's Referrer-Policy is the one the next request goes with: without its own, the site-wide
+        # same-origin would send this page's URL (the credential) as the return page's Referer.
+        return _private(HttpResponseRedirect(return_url, status=303))
     return _page(request, authentication)
 
 
 def _page(request, authentication: Authentication, *, status: int = 200, **extra):
-    response = render(request, "sandbox/challenge.html", _context(authentication, **extra), status=status)
+    return _private(render(request, "sandbox/challenge.html", _context(authentication, **extra), status=status))
+
+
+def _private(response):
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"  # the URL is a credential: never sent on to the next page
     return response

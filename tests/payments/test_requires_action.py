@@ -306,6 +306,8 @@ def test_the_page_returns_the_shopper_only_to_a_path_of_ours(make_payment, clean
         assert response.status_code == 200 and "Location" not in response
     else:
         assert response.status_code == 303 and response["Location"] == redirected_to
+        # the next request must not carry the challenge's URL (a credential) as its Referer
+        assert response["Referrer-Policy"] == "no-referrer"
 
 
 def test_a_shop_payment_returns_to_its_wait_page(make_payment, clean_redis, settings):
