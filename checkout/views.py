@@ -158,6 +158,7 @@ IN_PROGRESS_MESSAGE = (
     "Your cart is already being paid for in another window, so nothing was charged here. See that payment; if it "
     "does not go through, you can pay again."
 )
+EMPTY_CART_MESSAGE = "Your cart is empty. Nothing was charged."
 MIXED_CURRENCY_MESSAGE = (
     "Your cart holds prices in two currencies, and one payment takes one. Nothing was charged: remove the items "
     "marked in your cart, then pay."
@@ -277,11 +278,12 @@ class CheckoutView(View):
             form.add_error(None, UNAVAILABLE_MESSAGE)
             return self._page(request, form, cart, status=503)
         except (OutOfStock, EmptyCart, MixedCurrency) as refused:
-            code, message = {
-                OutOfStock: ("out_of_stock", f"{refused} Nothing was charged."),
-                EmptyCart: ("empty_cart", "Your cart is empty. Nothing was charged."),
-                MixedCurrency: ("mixed_currency", MIXED_CURRENCY_MESSAGE),
-            }[type(refused)]
+            # One name per line, not a table: tests/api/test_problem_types.py reads each problem code from the source.
+            code = "out_of_stock" if isinstance(refused, OutOfStock) else "empty_cart"
+            message = f"{refused} Nothing was charged." if isinstance(refused, OutOfStock) else EMPTY_CART_MESSAGE
+            if isinstance(refused, MixedCurrency):
+                code = "mixed_currency"
+                message = MIXED_CURRENCY_MESSAGE
             if _wants_json(request):
                 return _problem(409, code, message)
             form.add_error(None, message)
