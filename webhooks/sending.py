@@ -75,7 +75,7 @@ def post_pinned(url: str, body: bytes, headers: dict[str, str]) -> Answer:
                 response.close()
             return Answer(response.status_code, elapsed(), excerpt=excerpt)
     except httpx.HTTPError as error:
-        return Answer(None, elapsed(), error=f"{type(error).__name__}: {error}"[:200])
+        return Answer(None, elapsed(), error=f"{type(error).__name__}: {error}".replace("\x00", "\ufffd")[:200])
 
 
 def _excerpt(response: httpx.Response) -> str:
@@ -88,4 +88,6 @@ def _excerpt(response: httpx.Response) -> str:
                 break
     except httpx.HTTPError:
         pass  # the status code is the answer; a body cut short is only an excerpt cut short
-    return kept[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    # NUL is the one character a PostgreSQL text column refuses: kept as it came, the attempt could not be logged,
+    # and the delivery (the receiver's 2xx included) would be sent again and again, never delivered nor failed.
+    return kept[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
