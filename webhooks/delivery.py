@@ -35,7 +35,7 @@ from structlog.contextvars import bound_contextvars
 from payments.services.dispatch import ENQUEUE_CONNECT_TIMEOUT, ENQUEUE_SOCKET_TIMEOUT
 from webhooks.metrics import webhook_attempt_count
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from webhooks.sending import Answer, post_pinned
+from webhooks.sending import DEADLINE_TIMEOUTS, Answer, post_pinned
 from webhooks.signing import SIGNATURE_HEADER, signature_header, signing_secrets
 
 logger = structlog.get_logger(__name__)
@@ -65,9 +65,9 @@ def retry_delay(attempts: int) -> float | None:
 
 
 def _lease_seconds() -> float:
-    # connect + send + read, each bounded by WEBHOOK_TIMEOUT, and margin: a lease outlives the delivery it covers,
-    # and a killed worker's lease runs out by itself.
-    return settings.WEBHOOK_TIMEOUT * 3 + 5
+    # connect + send + read, all together bounded by DEADLINE_TIMEOUTS × WEBHOOK_TIMEOUT (webhooks/sending.py), and
+    # margin: a lease outlives the delivery it covers, and a killed worker's lease runs out by itself.
+    return settings.WEBHOOK_TIMEOUT * DEADLINE_TIMEOUTS + 5
 
 
 @functools.cache

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 import pytest
 
 from tests.integration.openapi import merchant, paid_payment
 from webhooks.delivery import webhook_deliver
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from webhooks.sending import DEADLINE_TIMEOUTS
 from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,3 +63,36 @@ def test_an_answer_with_nul_bytes_is_logged_and_the_delivery_delivered():
     assert webhook_deliver(delivery_id=delivery.pk) == DeliveryStatus.DELIVERED
     [attempt] = WebhookAttempt.objects.all()
     assert attempt.response_excerpt == "ok\ufffd\ufffd!!"
+
+
+def dripping(where: str):
+    """An answer that sends a byte (of its headers, or of its body) every 0.2 s: each read is inside the timeout."""
+
+    def answer(connection):
+        if where == "body":
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        else:
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):
+            connection.sendall(b"a" if where == "body" else b"X-Drip: a\r\n")
+            time.sleep(0.2)
+
+    return answer
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(settings, where):
+    # given: a receiver that would take 20 s to answer, a byte every 0.2 s, with a timeout of 0.5 s per read
+    settings.WEBHOOK_TIMEOUT = 0.5
+    delivery = one_delivery(raw_receiver(dripping(where)))
+    # when: the delivery goes
+    started = time.monotonic()
+    status = webhook_deliver(delivery_id=delivery.pk)
+    # then: the thread is back within the deadline (3 timeouts), well inside the endpoint's lease, and the attempt
+    # is a timeout (the body's excerpt is cut short: the status code came, and is kept)
+    assert time.monotonic() - started < settings.WEBHOOK_TIMEOUT * DEADLINE_TIMEOUTS + 1
+    [attempt] = WebhookAttempt.objects.all()
+    if where == "headers":
+        assert status == DeliveryStatus.PENDING and "Timeout" in attempt.error
+    else:
+        assert attempt.status_code == 200 and attempt.response_excerpt.startswith("a")
