@@ -28,9 +28,20 @@ class AddressRefused(Exception):
     """The URL may not be used: `str(error)` says why, in words for the API client."""
 
 
+# IPv6's global unicast space: what `is_global` lets through outside it embeds an IPv4 address that a translating
+# network (NAT64 64:ff9b::/96 and 64:ff9b:1::/48, SIIT ::ffff:0:0:0/96, the old IPv4-compatible ::/96) or an old
+# router (site-local fec0::/10) may deliver into our own network: 64:ff9b::a9fe:a9fe is 169.254.169.254 behind NAT64.
+IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+
 def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        elif address not in IPV6_GLOBAL_UNICAST:
+            return False
+        elif address.sixtofour is not None:
+            address = address.sixtofour  # 2002:7f00:1:: is 127.0.0.1 through a 6to4 relay
     # is_global is False for private, loopback, link-local, reserved, unspecified and shared (100.64/10) ranges;
     # multicast addresses can be global, and are no receiver either.
     return address.is_global and not address.is_multicast

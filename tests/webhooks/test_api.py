@@ -115,6 +115,12 @@ def production(settings):
         "https://100.64.0.1/hooks",
         "https://224.0.0.1/hooks",
         "https://does-not-resolve.invalid/hooks",
+        "https://[64:ff9b::a9fe:a9fe]/hooks",  # 169.254.169.254 through NAT64
+        "https://[64:ff9b:1::a00:1]/hooks",  # 10.0.0.1 through a local-use NAT64 prefix
+        "https://[::ffff:0:7f00:1]/hooks",  # 127.0.0.1, IPv4-translated (SIIT)
+        "https://[::7f00:1]/hooks",  # 127.0.0.1, IPv4-compatible
+        "https://[2002:a00:1::1]/hooks",  # 10.0.0.1 through 6to4
+        "https://[fec0::1]/hooks",  # site-local
     ],
 )
 def test_a_url_into_our_own_network_is_refused_at_registration(production, url):
