@@ -26,7 +26,7 @@ import django_rq
 import redis
 import structlog
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -123,16 +123,22 @@ def delivery_body(delivery: WebhookDelivery) -> bytes:
 
 
 def _record(delivery: WebhookDelivery, attempts: int, started_at, answer: Answer) -> str:
-    WebhookAttempt.objects.create(
-        delivery=delivery,
-        number=attempts,
-        started_at=started_at,
-        latency_ms=answer.latency_ms,
-        status_code=answer.status_code,
-        response_excerpt=answer.excerpt,
-        error=answer.error,
-        delivered=answer.delivered,
-    )
+    try:
+        with transaction.atomic():
+            WebhookAttempt.objects.create(
+                delivery=delivery,
+                number=attempts,
+                started_at=started_at,
+                latency_ms=answer.latency_ms,
+                status_code=answer.status_code,
+                response_excerpt=answer.excerpt,
+                error=answer.error,
+                delivered=answer.delivered,
+            )
+    except IntegrityError:
+        # Its endpoint was deleted (and the delivery with it) while the request was out: nothing left to record.
+        logger.info("webhook attempt not recorded: the delivery is gone", delivery_id=delivery.pk)
+        return "missing"
     fields = {"last_status_code": answer.status_code, "last_error": answer.error}
     if answer.delivered:
         status = DeliveryStatus.DELIVERED

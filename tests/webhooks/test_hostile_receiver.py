@@ -8,12 +8,13 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 
 from tests.integration.openapi import merchant, paid_payment
 from webhooks.delivery import webhook_deliver
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from webhooks.sending import DEADLINE_TIMEOUTS
-from webhooks.services import endpoint_create
+from webhooks.services import endpoint_create, endpoint_delete
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,3 +97,24 @@ def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(settings, w
         assert status == DeliveryStatus.PENDING and "Timeout" in attempt.error
     else:
         assert attempt.status_code == 200 and attempt.response_excerpt.startswith("a")
+
+
+def test_an_endpoint_deleted_while_its_delivery_is_out_ends_the_job_quietly(receiver):
+    # given: a delivery out to a receiver that takes a second to answer
+    receiver.hang_seconds = 1.0
+    user = merchant()
+    endpoint = endpoint_create(owner=user, url=receiver.url, events=["payment.succeeded"])
+    paid_payment(user)
+    [delivery] = WebhookDelivery.objects.all()
+
+    # when: its client deletes the endpoint meanwhile
+    def delete():
+        endpoint_delete(endpoint=endpoint)
+        connection.close()  # (this thread's own)
+
+    deleting = threading.Timer(0.3, delete)
+    deleting.start()
+    # then: the job ends without an error (it was an IntegrityError: the attempt's delivery is gone)
+    assert webhook_deliver(delivery_id=delivery.pk) == "missing"
+    deleting.join()
+    assert not WebhookDelivery.objects.exists() and not WebhookAttempt.objects.exists()
