@@ -19,6 +19,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -61,6 +62,12 @@ def url_check(url: str) -> tuple[str, str, int]:
         raise AddressRefused("Webhook URLs must use https.")
     if parts.username is not None or parts.password is not None:
         raise AddressRefused("Credentials in the URL are not allowed; authenticate deliveries by their signature.")
+    try:
+        # The HTTP client's own reading (IDNA 2008): a name only the resolver's IDNA 2003 spells (☃.com) would pass
+        # the address check, then fail every delivery with an exception rather than a logged try.
+        httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise AddressRefused("Not a valid URL (its host is not a valid internationalized domain name).") from error
     return scheme, host, port or DEFAULT_PORTS[scheme]
 
 

@@ -85,6 +85,7 @@ def test_no_credentials_is_a_401():
         ({"url": "ftp://example.com/"}, "url"),
         ({"url": "not a url"}, "url"),
         ({"url": "http://user:pw@127.0.0.1/"}, "url"),
+        ({"url": "http://\u2603.example/"}, "url"),  # IDNA 2003 only: the resolver spells it, the HTTP client not
         ({"description": 12}, "description"),
     ],
 )

@@ -11,8 +11,9 @@ import pytest
 from django.db import connection
 
 from tests.integration.openapi import merchant, paid_payment
+from webhooks import addresses
 from webhooks.delivery import webhook_deliver
-from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.sending import DEADLINE_TIMEOUTS
 from webhooks.services import endpoint_create, endpoint_delete
 
@@ -118,3 +119,28 @@ def test_an_endpoint_deleted_while_its_delivery_is_out_ends_the_job_quietly(rece
     assert webhook_deliver(delivery_id=delivery.pk) == "missing"
     deleting.join()
     assert not WebhookDelivery.objects.exists() and not WebhookAttempt.objects.exists()
+
+
+def test_a_host_only_old_idna_can_spell_is_refused_at_registration_and_a_stored_one_fails_its_tries(
+    receiver, monkeypatch, settings
+):
+    # given: a name that the resolver spells (IDNA 2003: ☃ is xn--n3h) but the HTTP client does not (IDNA 2008)
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    monkeypatch.setattr(
+        addresses.socket,
+        "getaddrinfo",
+        lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))],
+    )
+    url = f"http://\u2603.example:{port}/hooks"
+    # then: it is refused at registration
+    with pytest.raises(addresses.AddressRefused):
+        endpoint_create(owner=merchant("early"), url=url, events=["*"])
+    # and: one stored before this check was made fails its tries, each logged (it was an exception in the job,
+    # which left the delivery pending to be tried again and again, no try ever logged)
+    settings.WEBHOOK_RETRY_SCHEDULE = [1]
+    delivery = one_delivery(receiver.url)
+    WebhookEndpoint.objects.update(url=url)
+    assert webhook_deliver(delivery_id=delivery.pk) == DeliveryStatus.PENDING
+    WebhookDelivery.objects.update(next_attempt_at=None)
+    assert webhook_deliver(delivery_id=delivery.pk) == DeliveryStatus.FAILED
+    assert [attempt.error[:8] for attempt in WebhookAttempt.objects.all()] == ["refused:"] * 2
