@@ -205,7 +205,13 @@ def webhook_deliver(*, delivery_id) -> str:
             EVENT_ID_HEADER: delivery.event_id,
         }
         started_at = timezone.now()
-        answer = post_pinned(endpoint.url, body, headers)
+        try:
+            answer = post_pinned(endpoint.url, body, headers)
+        except Exception as error:
+            # A bug of ours, or a URL no check foresaw: a failed try like any other, logged and on the schedule
+            # (raised, it would leave the delivery pending, claimed again and again, never failed, no try logged).
+            logger.exception("webhook send raised", delivery_id=delivery.pk)
+            answer = Answer(None, 0.0, error=f"not sent: {type(error).__name__}")
         return _record(delivery, attempts, started_at, answer)
     finally:
         _lease_release(endpoint.pk)

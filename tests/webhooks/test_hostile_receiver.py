@@ -12,6 +12,7 @@ from django.db import connection
 
 from tests.integration.openapi import merchant, paid_payment
 from webhooks import addresses
+from webhooks import delivery as delivery_module
 from webhooks.delivery import webhook_deliver
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.sending import DEADLINE_TIMEOUTS
@@ -144,3 +145,19 @@ def test_a_host_only_old_idna_can_spell_is_refused_at_registration_and_a_stored_
     WebhookDelivery.objects.update(next_attempt_at=None)
     assert webhook_deliver(delivery_id=delivery.pk) == DeliveryStatus.FAILED
     assert [attempt.error[:8] for attempt in WebhookAttempt.objects.all()] == ["refused:"] * 2
+
+
+def test_a_send_that_raises_is_a_failed_try_on_the_schedule(receiver, monkeypatch, settings):
+    # given: a send that raises (a bug, or a URL no check foresaw)
+    settings.WEBHOOK_RETRY_SCHEDULE = [1]
+    delivery = one_delivery(receiver.url)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(delivery_module, "post_pinned", broken)
+    # then: each try is logged as failed, and the schedule ends (not re-driven forever)
+    assert webhook_deliver(delivery_id=delivery.pk) == DeliveryStatus.PENDING
+    WebhookDelivery.objects.update(next_attempt_at=None)
+    assert webhook_deliver(delivery_id=delivery.pk) == DeliveryStatus.FAILED
+    assert [attempt.error for attempt in WebhookAttempt.objects.all()] == ["not sent: RuntimeError"] * 2
