@@ -22,25 +22,21 @@ payment jobs first (payments/management/commands/payments_worker.py).
 
 from __future__ import annotations
 
-import functools
 import smtplib
 from datetime import timedelta
 
-import django_rq
-import redis
 import structlog
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
-from redis.exceptions import RedisError
 from structlog.contextvars import bound_contextvars
 
 from checkout.email_content import shopper_email_message
 from checkout.models import ShopperEmail, ShopperEmailStatus
 from infrastructure.redaction import redact_card_data
-from payments.services.dispatch import ENQUEUE_CONNECT_TIMEOUT, ENQUEUE_SOCKET_TIMEOUT
+from payments.services.dispatch import side_job_enqueue, side_queue
 
 logger = structlog.get_logger(__name__)
 
@@ -65,39 +61,23 @@ def _retry_at(attempts: int):
     return timezone.now() + timedelta(seconds=settings.EMAIL_RETRY_BASE * 2 ** max(attempts - 1, 0))
 
 
-@functools.cache
 def emails_queue():
-    """One queue and connection pool per process, with the same short timeouts as the payments queue's enqueues
-    (payments/services/dispatch.py): a change's commit never waits on a stalled Redis for its email."""
-    connection = redis.Redis.from_url(
-        settings.RQ_QUEUES[EMAILS_QUEUE]["URL"],
-        socket_timeout=ENQUEUE_SOCKET_TIMEOUT,
-        socket_connect_timeout=ENQUEUE_CONNECT_TIMEOUT,
-    )
-    return django_rq.get_queue(EMAILS_QUEUE, connection=connection)
+    return side_queue(EMAILS_QUEUE)
 
 
 def shopper_email_enqueue(*, email_id, unless_queued: bool = False) -> bool:
-    """Queue the email's job; on a Redis failure log and return False (the row is durable; the reconciler
-    re-drives it). Queuing it twice is harmless (the claim lets one run send), only wasteful."""
-    job_id = email_job_id(email_id)
-    try:
-        queue = emails_queue()
-        if unless_queued and queue.connection.lpos(queue.key, job_id) is not None:
-            return False
-        queue.enqueue(
-            EMAIL_JOB,
-            int(email_id),
-            job_id=job_id,
-            job_timeout=settings.EMAIL_TIMEOUT * 6,  # connect, TLS, login, send, quit: each bounded by EMAIL_TIMEOUT
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"shopper_email_send {email_id}",
-        )
-        return True
-    except RedisError:
-        logger.exception("could not enqueue %s; the reconciler queues it later", job_id)
-        return False
+    """Queue the email's job (payments.services.dispatch.side_job_enqueue: a Redis failure is logged, and the
+    reconciler re-drives the row)."""
+    return side_job_enqueue(
+        EMAILS_QUEUE,
+        EMAIL_JOB,
+        email_id,
+        job_id=email_job_id(email_id),
+        unless_queued=unless_queued,
+        job_timeout=settings.EMAIL_TIMEOUT * 6,  # connect, TLS, login, send, quit: each bounded by EMAIL_TIMEOUT
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+    )
 
 
 def _error_text(error: BaseException) -> str:

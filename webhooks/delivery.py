@@ -17,22 +17,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 from datetime import timedelta
 
-import django_rq
-import redis
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
-from redis.exceptions import RedisError
 from structlog.contextvars import bound_contextvars
 
-from payments.services.dispatch import ENQUEUE_CONNECT_TIMEOUT, ENQUEUE_SOCKET_TIMEOUT
+from payments.services.dispatch import side_job_enqueue, side_queue
 from webhooks.metrics import webhook_attempt_count
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.sending import DEADLINE_TIMEOUTS, Answer, post_pinned
@@ -70,39 +66,23 @@ def _lease_seconds() -> float:
     return settings.WEBHOOK_TIMEOUT * DEADLINE_TIMEOUTS + 5
 
 
-@functools.cache
 def webhooks_queue():
-    """One queue and connection pool per process, with the payments queue's short timeouts: a change's commit never
-    waits on a stalled Redis for its webhooks."""
-    connection = redis.Redis.from_url(
-        settings.RQ_QUEUES[WEBHOOKS_QUEUE]["URL"],
-        socket_timeout=ENQUEUE_SOCKET_TIMEOUT,
-        socket_connect_timeout=ENQUEUE_CONNECT_TIMEOUT,
-    )
-    return django_rq.get_queue(WEBHOOKS_QUEUE, connection=connection)
+    return side_queue(WEBHOOKS_QUEUE)
 
 
 def webhook_delivery_enqueue(*, delivery_id, unless_queued: bool = False) -> bool:
-    """Queue the delivery's job; on a Redis failure log and return False (the row is durable; the reconciler
-    re-drives it). Queuing it twice is harmless (the claim lets one run send), only wasteful."""
-    job_id = webhook_job_id(delivery_id)
-    try:
-        queue = webhooks_queue()
-        if unless_queued and queue.connection.lpos(queue.key, job_id) is not None:
-            return False
-        queue.enqueue(
-            WEBHOOK_JOB,
-            int(delivery_id),
-            job_id=job_id,
-            job_timeout=int(_lease_seconds()) + 10,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"webhook_deliver {delivery_id}",
-        )
-        return True
-    except RedisError:
-        logger.exception("could not enqueue %s; the reconciler queues it later", job_id)
-        return False
+    """Queue the delivery's job (payments.services.dispatch.side_job_enqueue: a Redis failure is logged, and the
+    reconciler re-drives the row)."""
+    return side_job_enqueue(
+        WEBHOOKS_QUEUE,
+        WEBHOOK_JOB,
+        delivery_id,
+        job_id=webhook_job_id(delivery_id),
+        unless_queued=unless_queued,
+        job_timeout=int(_lease_seconds()) + 10,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+    )
 
 
 def _lease_take(endpoint_id) -> bool:

@@ -54,6 +54,33 @@ def payments_queue():
     return django_rq.get_queue(PAYMENTS_QUEUE, connection=connection)
 
 
+@functools.cache
+def side_queue(name: str):
+    """A queue of the reactions to a status change (`emails`, `webhooks`), one per process, with the payments
+    queue's short Redis timeouts: a change's commit never waits on a stalled Redis for its side effects."""
+    connection = redis.Redis.from_url(
+        settings.RQ_QUEUES[name]["URL"],
+        socket_timeout=ENQUEUE_SOCKET_TIMEOUT,
+        socket_connect_timeout=ENQUEUE_CONNECT_TIMEOUT,
+    )
+    return django_rq.get_queue(name, connection=connection)
+
+
+def side_job_enqueue(queue_name: str, func: str, row_id, *, job_id: str, unless_queued: bool, **options) -> bool:
+    """Queue the job that acts on one outbox row (an email, a webhook delivery); on a Redis failure log and return
+    False: the row is durable and the reconciler re-drives it. Queuing it twice is harmless (the job's claim lets
+    one run act), only wasteful, hence `unless_queued`. `options` as `Queue.enqueue` takes them (job_timeout…)."""
+    try:
+        queue = side_queue(queue_name)
+        if unless_queued and _waiting_in_queue(queue, job_id):
+            return False
+        queue.enqueue(func, int(row_id), job_id=job_id, description=f"{func.rsplit('.', 1)[1]} {row_id}", **options)
+        return True
+    except RedisError:
+        logger.exception("could not enqueue %s; the reconciler queues it later", job_id)
+        return False
+
+
 def job_options(func: str, object_id, *, job_id: str) -> dict:
     """The options of every job on the payments queue, as `Queue.enqueue` takes them: its own id, the job
     timeout, how long RQ keeps its result and its failure, a description naming the job and its object, and the

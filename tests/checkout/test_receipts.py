@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from checkout.models import Order, Product, ShopperEmail, ShopperEmailKind, ShopperEmailStatus
 from checkout.order_links import order_page_path
-from checkout.outbox import email_job_id, emails_queue, shopper_email_send_job
+from checkout.outbox import email_job_id, shopper_email_send_job
 from checkout.receipts import shopper_email_record
 from payments.events import PAYMENT, StatusChange
 from payments.models import Actor, Payment, PaymentStatus
+from payments.services.dispatch import side_queue
 from payments.services.payments import payment_process
 from payments.services.reconcile import payments_reconcile
 from payments.services.refunds import refund_create, refund_process
@@ -56,9 +57,9 @@ def _due_now(email: ShopperEmail) -> None:
 
 @pytest.fixture(autouse=True)
 def fresh_emails_queue():
-    emails_queue.cache_clear()
+    side_queue.cache_clear()
     yield
-    emails_queue.cache_clear()
+    side_queue.cache_clear()
 
 
 def test_a_successful_payment_records_one_receipt_with_its_change_and_queues_its_job(client, product):
@@ -238,11 +239,11 @@ def test_an_email_that_may_have_reached_the_server_is_never_sent_again(client, p
 def test_an_email_whose_job_was_lost_is_queued_again_by_the_reconciler(client, product, settings):
     # given: Redis does not answer when the payment's success commits
     settings.RQ_QUEUES = {**settings.RQ_QUEUES, "emails": {"URL": "redis://127.0.0.1:1/7"}}
-    emails_queue.cache_clear()
+    side_queue.cache_clear()
     _paid(client, product)
     email = ShopperEmail.objects.get()
     settings.RQ_QUEUES = {**settings.RQ_QUEUES, "emails": {"URL": settings.REDIS_URL}}
-    emails_queue.cache_clear()
+    side_queue.cache_clear()
     assert _queued_email_jobs() == []
     # when: its grace is over
     _due_now(email)
