@@ -116,6 +116,7 @@ def _posted_product(request, **filters) -> Product:
 
 @require_POST
 def cart_add_view(request):
+    payment_in_progress(request)  # a payment that ended since is settled first: the change applies to its outcome
     product = _posted_product(request, is_active=True)
     if product.stock <= 0:
         messages.error(request, f"Sorry, {product.name} is out of stock.")
@@ -131,6 +132,7 @@ def cart_add_view(request):
 
 @require_POST
 def cart_update_view(request):
+    payment_in_progress(request)  # as cart_add_view
     product = _posted_product(request)
     quantity = 0 if "remove" in request.POST else _quantity(request, 1)
     cart_set_quantity(request.session, product=product, quantity=quantity)

@@ -152,3 +152,23 @@ def test_a_script_without_the_pages_promise_still_pays_again_at_once(client, pro
     assert (first.status_code, second.status_code) == (202, 202)
     for payment in Payment.objects.all():
         payment_process(payment_id=payment.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["add", "update"])
+def test_a_cart_change_after_a_paid_payment_applies_to_the_settled_cart(client, product, change):
+    # given: a payment that took money while the shopper saw no page (a client that never renders one, or a
+    # shopper who went straight to the cart's form)
+    client.post("/cart/add", {"product_id": product.pk})
+    paid = _pay(client, VISA_OK, **JSON).json()
+    payment_process(payment_id=paid["payment_id"])
+    # when: they put one in the cart for their next order
+    if change == "add":
+        client.post("/cart/add", {"product_id": product.pk})
+    else:
+        client.post("/cart/update", {"product_id": product.pk, "quantity": 1})
+    # then: the paid order's line left the cart first, and their change stands: one in the cart, ready to pay.
+    # (Before, the paid line was taken out only afterwards, from the cart they had just set: it came out empty,
+    # and /checkout sent them back to it.)
+    assert client.session["cart"] == {str(product.pk): 1}
+    assert client.get("/checkout").status_code == 200
