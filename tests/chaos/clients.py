@@ -36,6 +36,8 @@ MAX_RETRY_AFTER = 10.0
 LONG_POLL_WAIT = 25
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CHECKOUT_TOKEN_RE = re.compile(r'name="checkout_token" value="([^"]+)"')
+# The checkout page's pointer to a payment still under way (templates/checkout/checkout.html).
+PAYMENT_IN_PROGRESS_TEXT = "is being paid for. You will not be charged twice"
 SHIPPING = {
     "shipping_name": "Ada Lovelace",
     "shipping_address": "12 St James's Square",
@@ -337,7 +339,8 @@ class Merchant:
 
 
 class Shopper:
-    """One browser session: it keeps its cookies (session, CSRF) from one purchase to the next."""
+    """One browser session: it keeps its cookies (session, CSRF) from one purchase to the next, unless the shop
+    points it to its last payment, still under way (then it starts afresh, as a second window would)."""
 
     def __init__(self, name: str, base_url: str, log: ClientLog, *, timeout: float, product_id: int):
         self.name = name
@@ -396,11 +399,19 @@ class Shopper:
         return False
 
     async def pay(self, sub: Submission, *, number: str, cvc: str, deadline: float) -> dict | None:
-        if not await self._add_to_cart(sub, deadline):
-            sub.answered = time.time()
-            return None
-        page = await self._get_page("/checkout", sub, deadline)
-        token = CHECKOUT_TOKEN_RE.search(page.text) if page is not None and page.status_code == 200 else None
+        for fresh_start in (False, True):
+            if not await self._add_to_cart(sub, deadline):
+                sub.answered = time.time()
+                return None
+            page = await self._get_page("/checkout", sub, deadline)
+            token = CHECKOUT_TOKEN_RE.search(page.text) if page is not None and page.status_code == 200 else None
+            if token is not None or fresh_start or page is None or not _points_to_a_payment_in_progress(page):
+                break
+            # This session's last payment has no outcome yet, so the shop shows the way to it instead of a form
+            # (checkout/journey.py); or it took money just now, and its line left the cart this shopper had set.
+            # A person would wait, or pay in another window: this shopper starts a session of its own.
+            self.http.cookies.clear()
+            self.csrf = ""
         if token is None:
             sub.answered = time.time()
             sub.answer = "checkout page: " + ("gave up" if page is None else str(page.status_code))
@@ -429,6 +440,12 @@ class Shopper:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def _points_to_a_payment_in_progress(page: httpx.Response) -> bool:
+    """GET /checkout's answer while the session's last payment is under way (its pointer, no form), or once it
+    has just taken money and emptied the cart (the redirect to it)."""
+    return page.status_code == 302 or (page.status_code == 200 and PAYMENT_IN_PROGRESS_TEXT in page.text)
 
 
 # --- the wait page's socket ----------------------------------------------------------------------------------
